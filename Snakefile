@@ -1,0 +1,17 @@
+# reconlab: the only DAG. Every knob is in params.yaml (validated against
+# workflow/schemas/params.schema.yaml); every rule calls one `reconlab <stage>` command.
+# Run: snakemake --cores all   (no network: add --configfile config/offline.yaml)
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,158 @@
+"""params.yaml: loading, schema validation with defaults, and one typed dataclass per section.
+
+The JSON schema in ``workflow/schemas/params.schema.yaml`` is the single source of defaults,
+types, ranges and enums. The Snakefile and the ``reconlab`` CLI both validate through
+:func:`validate_params`, so a wrong key gets the same one-line message from either. This module
+imports no torch: the Snakefile imports it at DAG-build time.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from jsonschema import Draft7Validator, validators
+
+from reconlab.provenance import PACKAGE_ROOT
+
+PROJECT_ROOT = PACKAGE_ROOT.parents[1]
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+
+
+class ParamsError(ValueError):
+    """A params.yaml value that the schema rejects; the message names the key path."""
+
+
+def _with_defaults(cls):
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(cls, {"properties": set_defaults})
+
+
+_DefaultingValidator = _with_defaults(Draft7Validator)
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _describe(error) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    schema, value = error.schema, error.instance
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        unknown = sorted(set(value) - set(allowed))
+        where = f"{path}." if error.absolute_path else ""
+        return f"{where}{unknown[0]}: unknown key; allowed keys here: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"{path}: {value!r} is not allowed; choose one of {schema['enum']}"
+    if error.validator == "type":
+        return f"{path}: expected {schema['type']}, got {value!r}"
+    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{path}: {value!r} is out of range ({error.validator} {error.validator_value})"
+    if error.validator == "required":
+        return f"{path}: {error.message}"
+    return f"{path}: {error.message}"
+
+
+def validate_params(config: dict, schema: Mapping | None = None) -> dict:
+    """Fill defaults into ``config`` in place and raise :class:`ParamsError` on the first error.
+
+    Errors are reported deepest-first so the message names the most specific key.
+    """
+    schema = load_schema() if schema is None else schema
+    validator = _DefaultingValidator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: -len(e.absolute_path))
+    if errors:
+        raise ParamsError(f"params: {_describe(errors[0])}")
+    return config
+
+
+def deep_update(base: dict, overlay: Mapping) -> dict:
+    """Recursively merge ``overlay`` into ``base`` (what Snakemake does with --configfile)."""
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def load_params(path: str | Path = "params.yaml", overlays: Sequence[str | Path] = ()) -> dict:
+    """Read params.yaml, merge ``--configfile`` overlays in order, validate and fill defaults."""
+    config: dict = {}
+    for p in [path, *overlays]:
+        p = Path(p)
+        if not p.exists():
+            raise ParamsError(f"params: {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ParamsError(f"params: {p} is not valid YAML ({e})") from None
+        deep_update(config, loaded)
+    return validate_params(config)
+
+
+def section_json(config: Mapping, name: str) -> str:
+    """One params section as canonical JSON: what a rule passes to ``reconlab <stage> --params``."""
+    return json.dumps(config[name], sort_keys=True, separators=(",", ":"))
+
+
+T = TypeVar("T")
+
+
+def from_section(cls: type[T], section: Mapping[str, Any]) -> T:
+    """Build a section dataclass from its validated dict (unknown keys are a programming error)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = set(section) - names
+    if extra:
+        raise ParamsError(f"params: {cls.__name__} has no field(s) {sorted(extra)}")
+    return cls(**section)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """``data``: where photos come from and how they become train/val/test crops."""
+
+    source: str = "skimage"  # "skimage" (bundled colour photos) or a folder path
+    seed: int = 0
+    splits: dict = dataclasses.field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
+    crop_size: int = 224
+    crops_per_image: int = 8
+    resize_shorter: int | None = 320  # shorter side before cropping; None keeps native size
+    small_images: str = "upscale"  # "upscale" | "reject" for images smaller than the crop
+    on_bad_image: str = "skip"  # "skip" (list in rejected.csv) | "fail"
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldsConfig:
+    """``fields``: the synthetic 2-D fields of the sparse-query study."""
+
+    seed: int = 0
+    size: int = 32
+    families: list = dataclasses.field(
+        default_factory=lambda: [
+            "sinusoid",
+            "multi_frequency",
+            "radial",
+            "interference",
+            "modulated",
+            "composite",
+        ]
+    )
+    per_family: dict = dataclasses.field(
+        default_factory=lambda: {"train": 200, "val": 20, "test": 20}
+    )
+    noise_levels: list = dataclasses.field(default_factory=lambda: [0.0])

@@ -1,0 +1,213 @@
+"""prepare_images: source photos -> deduplicated, split-by-photo, seeded crops + manifest.
+
+Outputs under ``out`` (normally ``data/prepared``):
+
+* ``images/{split}/{name}_{k}.png`` — RGB crops of ``crop_size`` pixels,
+* ``manifest.csv`` — file, source, split, sha256, width, height (one row per crop),
+* ``rejected.csv`` — file, reason (unreadable files, duplicates, images too small).
+
+Crops of one source photo never land in two splits: splits are drawn over source photos.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from reconlab.config import DataConfig, ParamsError
+from reconlab.data.decode import IMAGE_SUFFIXES, BadImage, decode_image
+from reconlab.io import atomic_dir, sha256_file, write_csv
+
+log = logging.getLogger(__name__)
+
+# The colour photographs shipped inside scikit-image's wheel (no download needed).
+# motorcycle_right is left out: it is the other half of a stereo pair of motorcycle_left.
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "hubble_deep_field",
+    "ihc",
+    "motorcycle_left",
+    "retina",
+    "rocket",
+)
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = ("file", "source", "split", "sha256", "width", "height")
+REJECTED_COLUMNS = ("file", "reason")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    label: str  # "skimage:astronaut" or the path relative to the user's folder
+    path: Path
+
+
+@dataclass(frozen=True)
+class PrepareSummary:
+    crops: dict[str, int]
+    sources: dict[str, int]
+    rejected: int
+
+
+def list_sources(source: str) -> list[SourceFile]:
+    """The candidate image files of ``data.source``, sorted by label."""
+    if source == "skimage":
+        import skimage.data
+
+        data_dir = Path(skimage.data.__file__).parent
+        found = []
+        for name in SKIMAGE_PHOTOS:
+            matches = sorted(p for p in data_dir.glob(f"{name}.*") if p.suffix in IMAGE_SUFFIXES)
+            if matches:
+                found.append(SourceFile(f"skimage:{name}", matches[0]))
+        if not found:
+            raise FileNotFoundError(f"data.source: no bundled photos found in {data_dir}")
+        return found
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data.source: {folder} is not a folder (or use 'skimage')")
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    if not files:
+        raise ValueError(
+            f"data.source: {folder} contains no images "
+            f"({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}, searched recursively)"
+        )
+    return [SourceFile(p.relative_to(folder).as_posix(), p) for p in files]
+
+
+def assign_splits(keys: list[str], ratios: dict[str, float], seed: int) -> dict[str, str]:
+    """Seeded assignment of source keys to splits with counts proportional to ``ratios``.
+
+    Largest-remainder rounding; every split with a positive ratio gets at least one source when
+    there are enough sources. The result depends only on the set of keys, the ratios and the seed.
+    """
+    total = sum(ratios[s] for s in SPLITS)
+    if total <= 0:
+        raise ParamsError("params: data.splits: at least one ratio must be positive")
+    n = len(keys)
+    exact = {s: ratios[s] / total * n for s in SPLITS}
+    counts = {s: int(exact[s]) for s in SPLITS}
+    by_remainder = sorted(SPLITS, key=lambda s: (-(exact[s] - counts[s]), SPLITS.index(s)))
+    for s in by_remainder[: n - sum(counts.values())]:
+        counts[s] += 1
+    wanted = [s for s in SPLITS if ratios[s] > 0]
+    if n >= len(wanted):  # borrow from the largest split so no requested split is empty
+        for s in wanted:
+            if counts[s] == 0:
+                donor = max(SPLITS, key=lambda d: counts[d])
+                counts[donor] -= 1
+                counts[s] += 1
+    order = np.random.default_rng(seed).permutation(n)
+    ordered = [sorted(keys)[i] for i in order]
+    assignment, start = {}, 0
+    for s in SPLITS:
+        for key in ordered[start : start + counts[s]]:
+            assignment[key] = s
+        start += counts[s]
+    return assignment
+
+
+def _resize_shorter(rgb: np.ndarray, shorter: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = shorter / min(h, w)
+    size = (max(shorter, round(w * scale)), max(shorter, round(h * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+
+
+def random_crops(rgb: np.ndarray, size: int, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` seeded square crops of ``size`` (the image must be at least that large)."""
+    h, w = rgb.shape[:2]
+    tops = rng.integers(0, h - size + 1, n)
+    lefts = rng.integers(0, w - size + 1, n)
+    return [rgb[t : t + size, l : l + size] for t, l in zip(tops, lefts, strict=True)]
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", label.removeprefix("skimage:")).strip("_") or "image"
+
+
+def prepare_images(cfg: DataConfig, out: str | Path) -> PrepareSummary:
+    """Decode, deduplicate, split by photo, resize, crop and write ``cfg``'s dataset to ``out``."""
+    out = Path(out)
+    if cfg.resize_shorter is not None and cfg.resize_shorter < cfg.crop_size:
+        raise ParamsError(
+            f"params: data.resize_shorter ({cfg.resize_shorter}) must be >= data.crop_size "
+            f"({cfg.crop_size}), or null to keep native sizes"
+        )
+    sources = list_sources(cfg.source)
+    rejected: list[dict] = []
+    usable: dict[str, tuple[SourceFile, np.ndarray]] = {}  # sha256 -> (source, pixels)
+    first_of: dict[str, str] = {}
+
+    def reject(label: str, reason: str) -> None:
+        if cfg.on_bad_image == "fail":
+            raise ValueError(f"data: {label}: {reason} (set data.on_bad_image: skip to list it)")
+        log.warning("rejected %s: %s", label, reason)
+        rejected.append({"file": label, "reason": reason})
+
+    for src in tqdm(sources, desc="decode", unit="img"):
+        digest = sha256_file(src.path)
+        if digest in first_of:
+            reject(src.label, f"duplicate of {first_of[digest]}")
+            continue
+        first_of[digest] = src.label
+        try:
+            rgb = decode_image(src.path)
+        except BadImage as e:
+            reject(src.label, e.reason)
+            continue
+        h, w = rgb.shape[:2]
+        if cfg.resize_shorter is not None:
+            rgb = _resize_shorter(rgb, cfg.resize_shorter)
+        elif min(h, w) < cfg.crop_size:
+            if cfg.small_images == "reject":
+                reject(src.label, f"smaller than the crop ({w}x{h} < {cfg.crop_size})")
+                continue
+            rgb = _resize_shorter(rgb, cfg.crop_size)
+        usable[digest] = (src, rgb)
+
+    if not usable:
+        raise ValueError(f"data.source: none of the {len(sources)} files in {cfg.source} is usable")
+    split_of = assign_splits(list(usable), dict(cfg.splits), cfg.seed)
+    rows: list[dict] = []
+    with atomic_dir(out / "images") as tmp_images:
+        for s in SPLITS:
+            (tmp_images / s).mkdir()
+        for digest in tqdm(sorted(usable), desc="crop", unit="img"):
+            src, rgb = usable[digest]
+            split = split_of[digest]
+            # Per-photo seed: adding a photo never changes the crops of the others.
+            rng = np.random.default_rng([cfg.seed, int(digest[:12], 16)])
+            for k, crop in enumerate(random_crops(rgb, cfg.crop_size, cfg.crops_per_image, rng)):
+                name = f"{_slug(src.label)}_{digest[:8]}_{k:03d}.png"
+                path = tmp_images / split / name
+                Image.fromarray(crop).save(path, compress_level=1)
+                rows.append(
+                    {
+                        "file": f"images/{split}/{name}",
+                        "source": src.label,
+                        "split": split,
+                        "sha256": sha256_file(path),
+                        "width": crop.shape[1],
+                        "height": crop.shape[0],
+                    }
+                )
+    rows.sort(key=lambda r: r["file"])
+    write_csv(out / "manifest.csv", rows, MANIFEST_COLUMNS)
+    write_csv(out / "rejected.csv", rejected, REJECTED_COLUMNS)
+    crops = {s: sum(r["split"] == s for r in rows) for s in SPLITS}
+    n_sources = {s: sum(v == s for v in split_of.values()) for s in SPLITS}
+    return PrepareSummary(crops=crops, sources=n_sources, rejected=len(rejected))

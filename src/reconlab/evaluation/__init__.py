@@ -1,0 +1,1 @@
+"""Evaluation shared by the studies: image-quality metrics and pretrained-metric policy."""

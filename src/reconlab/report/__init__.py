@@ -1,0 +1,1 @@
+"""The offline HTML report: one self-contained file built from every study's results."""

@@ -1,0 +1,1 @@
+"""One module per study: ``TITLE``, ``ORDER`` and ``render(ctx: ReportContext) -> str | None``."""

@@ -1,0 +1,54 @@
+# Data stage: photos -> train/val/test crops; synthetic 2-D fields; a summary for DVC metrics.
+
+
+rule prepare_images:
+    output:
+        images=directory("data/prepared/images"),
+        manifest="data/prepared/manifest.csv",
+        rejected="data/prepared/rejected.csv",
+    params:
+        cfg=section("data"),
+        code=code("data/images.py", "data/decode.py", "io.py"),
+    log:
+        "logs/data/prepare_images.log",
+    resources:
+        mem_mb=2000,
+    shell:
+        "reconlab prepare-images --params {params.cfg:q} --out data/prepared 2>&1 | tee {log}"
+
+
+rule make_fields:
+    output:
+        fields=directory("data/prepared/fields"),
+    params:
+        cfg=section("fields"),
+        code=code("data/fields.py", "io.py"),
+    log:
+        "logs/data/make_fields.log",
+    shell:
+        "reconlab make-fields --params {params.cfg:q} --out {output.fields} 2>&1 | tee {log}"
+
+
+rule summarize_data:
+    input:
+        manifest=rules.prepare_images.output.manifest,
+        rejected=rules.prepare_images.output.rejected,
+        fields=rules.make_fields.output.fields,
+    output:
+        metrics="metrics/data.json",
+        samples="results/data/samples.png",
+        fields_figure="results/data/fields.png",
+    params:
+        code=code("data/summary.py", "io.py"),
+    log:
+        "logs/data/summarize_data.log",
+    shell:
+        "reconlab summarize-data --prepared data/prepared --metrics {output.metrics}"
+        " --figures results/data 2>&1 | tee {log}"
+
+
+TARGETS["data"] = [
+    rules.summarize_data.output.metrics,
+    rules.summarize_data.output.samples,
+    rules.summarize_data.output.fields_figure,
+]
