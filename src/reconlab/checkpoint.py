@@ -43,7 +43,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def load_checkpoint(
+    path: str | Path, config: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """The saved state, or None when there is none or it was made with a different ``config``.
 
     A checkpoint from a different config is ignored (training starts over) rather than resumed,

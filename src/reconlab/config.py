@@ -128,7 +128,9 @@ class DataConfig:
 
     source: str = "skimage"  # "skimage" (bundled colour photos) or a folder path
     seed: int = 0
-    splits: dict = dataclasses.field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
+    splits: dict = dataclasses.field(
+        default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2}
+    )
     crop_size: int = 224
     crops_per_image: int = 8
     resize_shorter: int | None = 320  # shorter side before cropping; None keeps native size
@@ -156,3 +158,38 @@ class FieldsConfig:
         default_factory=lambda: {"train": 200, "val": 20, "test": 20}
     )
     noise_levels: list = dataclasses.field(default_factory=lambda: [0.0])
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """``report``: the offline HTML report."""
+
+    title: str = "reconlab report"
+    max_thumbnails: int = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesConfig:
+    """``features``: one DINOv2 / DINOv3 token cache per backbone (``data/features/{id}``)."""
+
+    seed: int = 0  # seed of every `weights: random` initialisation
+    dtype: str = "bf16"  # storage dtype of cached tokens
+    precision: str = "bf16"  # compute: bf16 / fp16 autocast or fp32
+    device: str = "auto"
+    batch_size: int = 32
+    shard_size: int = 256  # images per shard: bounds memory, unit of resume
+    num_workers: int = 0
+    threads: int | None = None
+    compile: bool = False
+    image_size: int | None = None  # overrides every backbone's, rounded down to its patch multiple
+    backbones: list = dataclasses.field(
+        default_factory=list
+    )  # [{id, model, weights, image_size, layers}]
+
+    def backbone(self, backbone_id: str) -> tuple[int, dict]:
+        """(position, entry) of backbone ``backbone_id``; ValueError naming the known ids."""
+        for i, entry in enumerate(self.backbones):
+            if entry["id"] == backbone_id:
+                return i, entry
+        known = [b["id"] for b in self.backbones]
+        raise ValueError(f"features.backbones: no backbone with id {backbone_id!r}; known: {known}")

@@ -24,8 +24,10 @@ def _dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
 
 def _check(proc: subprocess.CompletedProcess, what: str) -> None:
     if proc.returncode != 0:
-        detail = (proc.stderr or "").strip().splitlines()
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}){': ' + detail[-1] if detail else ''}")
+        lines = (proc.stderr or "").strip().splitlines()
+        errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:]
+        detail = f": {errors[0]}" if errors else ""
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}){detail}")
 
 
 def sync(snakemake_args: Sequence[str] = (), remote: str | None = None) -> None:

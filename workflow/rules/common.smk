@@ -1,4 +1,4 @@
-# Shared by every rule file: config validation, rerun triggers, and the list of final targets.
+# Shared by all stage files: config validation, rerun triggers, and the list of final targets.
 # Imports nothing heavy (no torch): a no-op `snakemake --cores all` stays around a second.
 from reconlab.config import ParamsError, section_json, validate_params
 from reconlab.provenance import source_hash
@@ -8,18 +8,18 @@ try:
 except ParamsError as e:
     raise WorkflowError(str(e)) from None
 
-# Every rule file registers its final outputs here under its stage name; `rule all` and
-# the report collect them. Order of registration is the order of the report.
+# Each stage file registers its final outputs here under its stage name; the default target
+# and the report collect them. Registration order is the order of the report.
 TARGETS = {}
 
 
 def section(name):
-    """A rule's own params section (canonical JSON): editing it reruns that rule."""
+    """One params section as canonical JSON. Passed as a param, so editing it reruns the job."""
     return section_json(config, name)
 
 
 def code(*modules):
-    """Content hash of the reconlab modules a rule runs: editing them reruns that rule."""
+    """Content hash of the reconlab modules a job runs. Editing them reruns the job."""
     return source_hash(*modules)
 
 

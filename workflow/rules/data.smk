@@ -6,13 +6,15 @@ rule prepare_images:
         images=directory("data/prepared/images"),
         manifest="data/prepared/manifest.csv",
         rejected="data/prepared/rejected.csv",
+    log:
+        "logs/data/prepare_images.log",
+    conda:
+        "../envs/reconlab.yaml"
+    resources:
+        mem_mb=2000,
     params:
         cfg=section("data"),
         code=code("data/images.py", "data/decode.py", "io.py"),
-    log:
-        "logs/data/prepare_images.log",
-    resources:
-        mem_mb=2000,
     shell:
         "reconlab prepare-images --params {params.cfg:q} --out data/prepared 2>&1 | tee {log}"
 
@@ -20,11 +22,13 @@ rule prepare_images:
 rule make_fields:
     output:
         fields=directory("data/prepared/fields"),
+    log:
+        "logs/data/make_fields.log",
+    conda:
+        "../envs/reconlab.yaml"
     params:
         cfg=section("fields"),
         code=code("data/fields.py", "io.py"),
-    log:
-        "logs/data/make_fields.log",
     shell:
         "reconlab make-fields --params {params.cfg:q} --out {output.fields} 2>&1 | tee {log}"
 
@@ -38,10 +42,12 @@ rule summarize_data:
         metrics="metrics/data.json",
         samples="results/data/samples.png",
         fields_figure="results/data/fields.png",
-    params:
-        code=code("data/summary.py", "io.py"),
     log:
         "logs/data/summarize_data.log",
+    conda:
+        "../envs/reconlab.yaml"
+    params:
+        code=code("data/summary.py", "io.py"),
     shell:
         "reconlab summarize-data --prepared data/prepared --metrics {output.metrics}"
         " --figures results/data 2>&1 | tee {log}"

@@ -6,11 +6,13 @@ rule report:
         study_targets(),
     output:
         html="reports/index.html",
+    log:
+        "logs/report/report.log",
+    conda:
+        "../envs/reconlab.yaml"
     params:
         cfg=section("report"),
         code=code("report"),
-    log:
-        "logs/report/report.log",
     shell:
         "reconlab report --params {params.cfg:q} --results results --metrics metrics"
         " --out {output.html} 2>&1 | tee {log}"

@@ -144,6 +144,8 @@ def load_fields(folder: str | Path, split: str) -> dict[str, np.ndarray]:
     entry = read_json(folder / "index.json")["splits"][split]
     path = folder / entry["file"]
     if sha256_file(path) != entry["sha256"]:
-        raise ValueError(f"{path}: checksum does not match {folder / 'index.json'}; rerun make_fields")
+        raise ValueError(
+            f"{path}: checksum does not match {folder / 'index.json'}; rerun make_fields"
+        )
     with np.load(path) as z:
         return {k: z[k] for k in z.files}

@@ -132,7 +132,7 @@ def random_crops(rgb: np.ndarray, size: int, n: int, rng: np.random.Generator) -
     h, w = rgb.shape[:2]
     tops = rng.integers(0, h - size + 1, n)
     lefts = rng.integers(0, w - size + 1, n)
-    return [rgb[t : t + size, l : l + size] for t, l in zip(tops, lefts, strict=True)]
+    return [rgb[t : t + size, x : x + size] for t, x in zip(tops, lefts, strict=True)]
 
 
 def _slug(label: str) -> str:

@@ -18,7 +18,9 @@ def data_metrics(prepared: Path) -> dict:
     index = read_json(prepared / "fields" / "index.json")
     test = load_fields(prepared / "fields", "test")
     per_family = {
-        fam: float(test["fields"][test["family"] == i].std()) if (test["family"] == i).any() else 0.0
+        fam: float(test["fields"][test["family"] == i].std())
+        if (test["family"] == i).any()
+        else 0.0
         for i, fam in enumerate(index["families"])
     }
     return {
@@ -26,9 +28,7 @@ def data_metrics(prepared: Path) -> dict:
             "source": _source_of(manifest),
             "crop_size": int(manifest[0]["width"]) if manifest else 0,
             "crops": dict(Counter(r["split"] for r in manifest)),
-            "sources": {
-                s: len({r["source"] for r in manifest if r["split"] == s}) for s in SPLITS
-            },
+            "sources": {s: len({r["source"] for r in manifest if r["split"] == s}) for s in SPLITS},
             "rejected": len(rejected),
         },
         "fields": {
@@ -67,7 +67,9 @@ def save_figures(prepared: Path, figures: Path, max_per_split: int = 6) -> None:
             if col < len(files):
                 ax.imshow(Image.open(prepared / files[col]["file"]))
                 ax.set_title(files[col]["source"].removeprefix("skimage:"), fontsize=7)
-        axes[row, 0].text(-0.1, 0.5, split, transform=axes[row, 0].transAxes, ha="right", va="center")
+        axes[row, 0].text(
+            -0.1, 0.5, split, transform=axes[row, 0].transAxes, ha="right", va="center"
+        )
     fig.suptitle("prepared crops (rows: splits)")
     fig.tight_layout()
     with atomic_path(figures / "samples.png") as tmp:
@@ -78,7 +80,9 @@ def save_figures(prepared: Path, figures: Path, max_per_split: int = 6) -> None:
     test = load_fields(prepared / "fields", "test")
     n_cols = 4
     fams = index["families"]
-    fig, axes = plt.subplots(len(fams), n_cols, figsize=(1.6 * n_cols, 1.6 * len(fams)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(fams), n_cols, figsize=(1.6 * n_cols, 1.6 * len(fams)), squeeze=False
+    )
     for row, fam in enumerate(fams):
         members = np.flatnonzero(test["family"] == row)[:n_cols]
         for col in range(n_cols):

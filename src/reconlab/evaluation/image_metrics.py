@@ -31,9 +31,7 @@ def per_image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, tor
     target = target.float()
     mae = (pred - target).abs().flatten(1).mean(1)
     mse = (pred - target).pow(2).flatten(1).mean(1)
-    psnr = peak_signal_noise_ratio(
-        pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3)
-    )
+    psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
     ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
     return {"mae": mae, "mse": mse, "psnr": psnr, "ssim": ssim}
 

@@ -38,7 +38,11 @@ def discover_sections() -> list:
 
 
 def build_report(
-    results: Path, metrics: Path, out: Path, title: str = "reconlab report", max_thumbnails: int = 12
+    results: Path,
+    metrics: Path,
+    out: Path,
+    title: str = "reconlab report",
+    max_thumbnails: int = 12,
 ) -> list[str]:
     """Write one self-contained HTML file; return the titles of the sections that rendered."""
     ctx = ReportContext(results=Path(results), metrics=Path(metrics), max_thumbnails=max_thumbnails)

@@ -12,9 +12,7 @@ def _run(args: argparse.Namespace) -> int:
     from reconlab.report.build import build_report
 
     cfg = load_section(args)
-    titles = build_report(
-        args.results, args.metrics, args.out, cfg["title"], cfg["max_thumbnails"]
-    )
+    titles = build_report(args.results, args.metrics, args.out, cfg["title"], cfg["max_thumbnails"])
     print(f"report: wrote {args.out} with sections: {', '.join(titles) or 'none'}")
     return 0
 

@@ -58,7 +58,9 @@ class ReportContext:
         columns = list(columns or rows[0].keys())
         head = "".join(f"<th>{self.esc(c)}</th>" for c in columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{self.esc(self.fmt(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+            "<tr>"
+            + "".join(f"<td>{self.esc(self.fmt(r.get(c, '')))}</td>" for c in columns)
+            + "</tr>"
             for r in rows
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -1,0 +1,81 @@
+"""Shared fixtures: a throw-away copy of the project for real Snakemake and DVC runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# What a pipeline run needs; outputs, caches and the venv stay behind.
+PROJECT_FILES = ["Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore"]
+PROJECT_DIRS = ["workflow", "config", "src", "profiles"]
+SMOKE = ["--configfile", "config/offline.yaml", "--configfile", "config/smoke.yaml"]
+
+
+def project_env(project: Path) -> dict[str, str]:
+    """Environment in which `reconlab` and the Snakefile import the copy's own sources."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(project / "src")
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("OMP_NUM_THREADS", "2")
+    return env
+
+
+def copy_project(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in PROJECT_FILES:
+        shutil.copy2(ROOT / f, dest / f)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    for d in PROJECT_DIRS:
+        shutil.copytree(ROOT / d, dest / d, ignore=ignore)
+    (dest / ".dvc").mkdir()
+    shutil.copy2(ROOT / ".dvc" / "config", dest / ".dvc" / "config")
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=project_env(cwd), text=True, capture_output=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def snakemake(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(BIN / "snakemake"), "--cores", "all", *args], project, check=check)
+
+
+def planned_jobs(project: Path, *args: str) -> set[str]:
+    """Rule names a dry run would execute (``rule all`` excluded)."""
+    proc = snakemake(project, "-n", *args)
+    out = proc.stdout + proc.stderr
+    rules = set()
+    for line in out.splitlines():
+        line = line.strip()
+        for prefix in ("localrule ", "rule ", "localcheckpoint ", "checkpoint "):
+            if line.startswith(prefix) and line.endswith(":"):
+                rules.add(line[len(prefix) : -1])
+    rules.discard("all")
+    return rules
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh copy of the project (sources, workflow, params) with no outputs."""
+    return copy_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def smoke_project(tmp_path_factory) -> Path:
+    """One project copy on which the smoke pipeline has already run (shared, treat read-only)."""
+    dest = copy_project(tmp_path_factory.mktemp("smoke") / "project")
+    snakemake(dest, *SMOKE)
+    return dest
