@@ -15,11 +15,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 COMMAND_MODULES = [
     "reconlab.data.cli",
+    "reconlab.features.cli",
+    "reconlab.decoder.cli",
+    "reconlab.tokenizer.cli",
+    "reconlab.diagnostics.cli",
     "reconlab.report.cli",
     "reconlab.dvcops",
 ]
@@ -78,7 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.func(args)
     except (ParamsError, FileNotFoundError, ValueError, RuntimeError) as e:
-        # One line, naming the file or key; the traceback helps nobody running a pipeline.
+        # One line, naming the file or key; the traceback helps nobody running a pipeline
+        # (RECONLAB_DEBUG=1 shows it when developing).
+        if os.environ.get("RECONLAB_DEBUG"):
+            raise
         print(f"reconlab {args.command}: error: {e}", file=sys.stderr)
         return 1
     return int(result or 0)

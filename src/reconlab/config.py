@@ -193,3 +193,71 @@ class FeaturesConfig:
                 return i, entry
         known = [b["id"] for b in self.backbones]
         raise ValueError(f"features.backbones: no backbone with id {backbone_id!r}; known: {known}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    """``tokenizer``: VQ tokenizer variants, their training, and the evaluation against JPEG."""
+
+    variants: list = dataclasses.field(default_factory=lambda: ["f8x16-K1024", "f4x8-K256"])
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    model: dict = dataclasses.field(default_factory=dict)  # base_channels, max_channels
+    quantizer: dict = dataclasses.field(default_factory=dict)  # VectorQuantize options
+    loss: dict = dataclasses.field(default_factory=dict)  # reconstruction kind, weights
+    perceptual: dict = dataclasses.field(default_factory=dict)  # backbone, weights
+    train: dict = dataclasses.field(default_factory=dict)  # steps, batch_size, crop, lr, ...
+    eval: dict = dataclasses.field(default_factory=dict)  # resolutions, tiling, timing
+    jpeg: dict = dataclasses.field(default_factory=dict)  # qualities
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """``decoder``: the feature-inversion study (a tiny conv decoder from cached features to RGB)."""
+
+    arch: str = "tiny"  # registry name in reconlab.decoder.model.DECODERS ("tiny" | "linear")
+    inputs: list = dataclasses.field(default_factory=lambda: ["patch"])  # cache tensors, concatenated
+    width: int = 64  # channels at the patch-grid resolution
+    depth: int = 2  # conv blocks per upsampling stage
+    norm: str = "batch"  # batch | group | none
+    upsample: str = "bilinear"  # nearest | bilinear | pixelshuffle
+    min_width: int = 16
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_frac: float = 0.05  # fraction of all steps with a linear warmup, then cosine decay
+    min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
+    loss: dict = dataclasses.field(default_factory=lambda: {"l1": 1.0, "mse": 0.0, "ssim": 0.0})
+    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
+    precision: str = "bf16"  # fp32 | bf16 | fp16 (fp16 uses a GradScaler on CUDA; bf16 on CPU)
+    channels_last: bool = True
+    device: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 100  # steps between resumable checkpoints
+    max_samples: int = 8  # test images written as pred/target/compare PNGs
+    eval_batch_size: int = 32
+    lpips_weights: str | None = None  # torchvision backbone weights file; None: LPIPS not computed
+    lpips_net: str = "alex"  # alex | vgg | squeeze
+
+
+# Keys of ``decoder`` that only evaluation reads: changing them re-evaluates without retraining.
+DECODER_EVAL_KEYS = ("max_samples", "eval_batch_size", "lpips_weights", "lpips_net")
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagnosticsConfig:
+    """``diagnostics``: PCA maps, smoothness, reference-patch maps and retrieval of cached tokens."""
+
+    backbones: list | None = None  # ids of features.backbones; None = all
+    compare: list = dataclasses.field(default_factory=lambda: [["dinov2_s14", "dinov3_s16"]])
+    split: str = "test"  # images of the maps and the smoothness statistics
+    images: int = 4  # images per figure
+    reference_point: list = dataclasses.field(default_factory=lambda: [0.5, 0.5])  # (y, x) fraction
+    reference_image: int = 0  # figure image holding the reference patch
+    foreground_threshold: float = 0.0  # in standard deviations of the first component
+    retrieval_splits: list = dataclasses.field(default_factory=lambda: ["train", "val", "test"])
+    recall_at: list = dataclasses.field(default_factory=lambda: [1, 5])
+    remove_directions: int = 1  # top-k background principal directions removed (0: off)
+    compare_grid: list | None = None  # [h, w]; None = the smaller grid of a pair

@@ -1,0 +1,204 @@
+"""The feature-inversion study as three file-to-file steps (what the CLI and the rules call).
+
+``run_training``:   feature cache + prepared images -> model.safetensors, train_log.csv, train.json
+``run_evaluation``: + the trained model             -> metrics.json, per_sample.csv, samples/, plots
+``summarize_study``: every backbone's metrics.json  -> metrics/decoder.json + comparison.csv
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from reconlab.config import DECODER_EVAL_KEYS, DecoderConfig
+from reconlab.decoder.baselines import mean_image
+from reconlab.decoder.data import load_split
+from reconlab.decoder.evaluate import evaluate_decoder, per_sample_fields
+from reconlab.decoder.model import count_parameters
+from reconlab.decoder.perceptual import load_lpips
+from reconlab.decoder.plots import compare_pred_target, comparison_grid, loss_plot, save_png
+from reconlab.decoder.train import LOG_FIELDS, build_decoder, train_decoder
+from reconlab.features.cache import FeatureCache
+from reconlab.io import atomic_dir, atomic_path, read_csv, read_json, write_csv, write_json
+from reconlab.runtime import precision_for, resolve_device
+
+MODEL_FILE = "model.safetensors"
+
+
+def cache_identity(cache: FeatureCache) -> dict[str, Any]:
+    """What a trained decoder depends on in the cache (part of the resume fingerprint)."""
+    i = cache.index
+    return {
+        "backbone_id": i["backbone_id"],
+        "model": i["model"],
+        "weights": i["weights"],
+        "weights_id": i["weights_id"],
+        "untrained": bool(i["untrained"]),
+        "dtype": i["dtype"],
+        "image_size": list(i["image_size"]),
+        "patch_size": i["patch_size"],
+        "grid": list(i["grid"]),
+        "shards": {s: [e["sha256"] for e in v["shards"]] for s, v in i["splits"].items()},
+    }
+
+
+def _train_params(cfg: DecoderConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(cfg).items() if k not in DECODER_EVAL_KEYS}
+
+
+def run_training(
+    cfg: DecoderConfig,
+    features: Path,
+    prepared: Path,
+    out: Path,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one decoder on one backbone's cache; write model, log and train.json to ``out``."""
+    cache = FeatureCache.open(features)
+    identity = cache_identity(cache)
+    train = load_split(cache, "train", cfg.inputs, prepared)
+    if train is None:
+        raise ValueError(f"{cache.index_path}: the train split is empty; nothing to train on")
+    val = load_split(cache, "val", cfg.inputs, prepared)
+    device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    result = train_decoder(
+        cfg, train, val, identity["patch_size"], checkpoint, {"features": identity},
+        progress=progress,
+    )  # fmt: skip
+    info = {
+        "backbone_id": identity["backbone_id"],
+        "features": identity,
+        "decoder": _train_params(cfg),
+        "in_channels": train.channels,
+        "parameters": count_parameters(result.model),
+        "n_train": len(train),
+        "n_val": len(val) if val else 0,
+        "steps": result.steps,
+        "resumed_from_step": result.resumed_from,
+        "train_samples_per_s": result.samples_per_s,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+    with atomic_path(out / MODEL_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"train": json.dumps(info, sort_keys=True)})
+    write_csv(out / "train_log.csv", result.log, LOG_FIELDS)
+    write_json(out / "train.json", info)
+    return info
+
+
+def load_trained(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The decoder in ``model.safetensors`` (rebuilt from the params saved in it) and its info."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        info = json.loads(f.metadata()["train"])
+    cfg = DecoderConfig(**info["decoder"])
+    model = build_decoder(cfg, info["in_channels"], info["features"]["patch_size"])
+    model.load_state_dict(load_file(str(path)))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.to(device).eval(), info
+
+
+def run_evaluation(
+    cfg: DecoderConfig, features: Path, prepared: Path, model_file: Path, out: Path
+) -> dict[str, Any]:
+    """Evaluate on the test split; write metrics.json, per_sample.csv, samples/ and figures."""
+    cache = FeatureCache.open(features)
+    device = resolve_device(cfg.device)
+    model, info = load_trained(model_file, device)
+    identity = cache_identity(cache)
+    if info["features"] != identity:
+        raise ValueError(f"{model_file}: trained on another feature cache than {cache.index_path}")
+    train_cfg = DecoderConfig(**{**info["decoder"], **{k: getattr(cfg, k) for k in DECODER_EVAL_KEYS}})
+    lpips, lpips_id = (None, None)
+    if cfg.lpips_weights:
+        lpips, lpips_id = load_lpips(cfg.lpips_weights, cfg.lpips_net)
+    train = load_split(cache, "train", train_cfg.inputs, prepared)
+    test = load_split(cache, "test", train_cfg.inputs, prepared)
+    if test is None:
+        raise ValueError(f"{cache.index_path}: the test split is empty; nothing to evaluate")
+    prec = precision_for(device, train_cfg.precision)
+    files = cache.split("test").files
+    result = evaluate_decoder(model, test, mean_image(train.images), train_cfg, device, prec, files, lpips)
+
+    untrained = identity["untrained"]
+    name = identity["backbone_id"]
+    metrics = {
+        **result.summary,
+        "backbone_id": name,
+        "model": identity["model"],
+        "weights": identity["weights_id"],
+        "untrained": untrained,
+        "grid": identity["grid"],
+        "image_size": identity["image_size"],
+        "decoder_arch": train_cfg.arch,
+        "decoder_parameters": info["parameters"],
+        "n_train": info["n_train"],
+        "train_samples_per_s": info["train_samples_per_s"],
+        "lpips_weights_sha256": lpips_id,
+    }
+    write_json(out / "metrics.json", _finite(metrics))
+    write_csv(out / "per_sample.csv", result.rows, per_sample_fields(lpips is not None))
+    with atomic_dir(out / "samples") as tmp:
+        for k, target in enumerate(result.samples["target"]):
+            folder = tmp / f"{k:03d}_{Path(files[k]).stem}"
+            save_png(result.samples["pred"][k], folder / "pred.png")
+            save_png(target, folder / "target.png")
+            compare_pred_target(
+                result.samples["pred"][k], target, result.rows[k]["psnr"],
+                folder / "compare_pred_target.png", untrained,
+            )  # fmt: skip
+    psnrs = [r["psnr"] for r in result.rows]
+    comparison_grid(result.samples, psnrs, out / "comparison.png", f"{name}: test images", untrained)
+    log = read_csv(out / "train_log.csv") if (out / "train_log.csv").exists() else []
+    loss_plot(log, out / "loss_plot.png", f"{name}: decoder loss", untrained)
+    return metrics
+
+
+def _finite(obj: Any) -> Any:
+    """NaN -> None, so metrics.json stays strict JSON (e.g. a std over one image is 0, not NaN)."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+SUMMARY_KEYS = (
+    "psnr",
+    "ssim",
+    "mae",
+    "baseline_bicubic_psnr",
+    "baseline_mean_psnr",
+    "gain_over_bicubic_db",
+    "gain_over_mean_db",
+)
+
+
+def summarize_study(metric_files: list[Path], metrics_out: Path, table_out: Path) -> list[dict]:
+    """One row per backbone: the comparison table (CSV) and the small DVC metrics file."""
+    rows = []
+    for path in metric_files:
+        m = read_json(path)
+        row = {"backbone": m["backbone_id"], "weights": m["weights"], "untrained": m["untrained"]}
+        row.update({k: m[k] for k in SUMMARY_KEYS})
+        row.update({"baseline_bicubic_ssim": m["baseline_bicubic_ssim"], "verdict": m["verdict"]})
+        rows.append(row)
+    write_csv(table_out, rows, list(rows[0]) if rows else ["backbone"])
+    small = {r["backbone"]: {k: round(float(r[k]), 4) for k in SUMMARY_KEYS} for r in rows}
+    write_json(metrics_out, small)
+    return rows

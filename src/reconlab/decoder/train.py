@@ -1,0 +1,221 @@
+"""Train a decoder: one readable loop (data, model, optimizer, loop, checkpoint), nanoGPT style.
+
+L1 is the reference objective (optional MSE and SSIM terms). Adam, linear warmup then cosine
+decay, gradient clipping, bf16 autocast on CPU (bf16 or fp16 + GradScaler on CUDA), NHWC
+memory format. Every ``checkpoint_every`` steps the full state goes to a resumable checkpoint,
+so a killed run continues where it stopped and ends exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.functional.image import structural_similarity_index_measure
+from tqdm import tqdm
+
+from reconlab.checkpoint import load_checkpoint, save_checkpoint
+from reconlab.config import DECODER_EVAL_KEYS, DecoderConfig
+from reconlab.decoder.data import DecoderDataset
+from reconlab.decoder.model import create_decoder
+from reconlab.runtime import Precision, precision_for, resolve_device, seed_everything
+
+LOG_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "seconds"]
+
+
+class TrainResult(NamedTuple):
+    model: nn.Module
+    log: list[dict]  # one row per epoch, LOG_FIELDS
+    steps: int  # optimizer steps done in total
+    samples_per_s: float  # training throughput of this process (excludes validation)
+    resumed_from: int  # step the run continued from (0 = fresh start)
+
+
+def build_decoder(cfg: DecoderConfig, in_channels: int, patch_size: int) -> nn.Module:
+    return create_decoder(
+        cfg.arch,
+        in_channels=in_channels,
+        patch_size=patch_size,
+        width=cfg.width,
+        depth=cfg.depth,
+        norm=cfg.norm,
+        upsample=cfg.upsample,
+        min_width=cfg.min_width,
+    )
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, weights: dict) -> torch.Tensor:
+    """Weighted L1 + MSE + (1 - SSIM) in float32; terms with weight 0 are skipped."""
+    pred = pred.float()
+    loss = weights.get("l1", 1.0) * F.l1_loss(pred, target)
+    if weights.get("mse", 0.0):
+        loss = loss + weights["mse"] * F.mse_loss(pred, target)
+    if weights.get("ssim", 0.0):
+        ssim = structural_similarity_index_measure(pred, target, data_range=1.0)
+        loss = loss + weights["ssim"] * (1.0 - ssim)
+    return loss
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine from 1 down to ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    # One generator per epoch (not one running stream): a resumed run redraws the same order.
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+@torch.inference_mode()
+def validation_loss(
+    model: nn.Module, data: DecoderDataset, cfg: DecoderConfig, device: torch.device, prec: Precision
+) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(data), cfg.eval_batch_size):
+        idx = torch.arange(start, min(start + cfg.eval_batch_size, len(data)))
+        x = data.batch_features(idx, device, cfg.channels_last)
+        with prec.autocast():
+            pred = model(x).rgb
+        loss = reconstruction_loss(pred, data.batch_images(idx, device), cfg.loss)
+        total += float(loss) * len(idx)
+        count += len(idx)
+    model.train()
+    return total / count
+
+
+def train_decoder(
+    cfg: DecoderConfig,
+    train: DecoderDataset,
+    val: DecoderDataset | None,
+    patch_size: int,
+    checkpoint: Path | None = None,
+    fingerprint: dict | None = None,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``cfg.arch`` on ``train``; validate on ``val`` after every epoch.
+
+    Args:
+        cfg: the ``decoder`` params section.
+        train, val: features + targets; ``val`` may be None or empty (no val loss).
+        patch_size: backbone patch size (output = grid * patch_size pixels).
+        checkpoint: resumable checkpoint file (None: no checkpointing). A checkpoint made with
+            another ``fingerprint`` is ignored, so changing a param starts over.
+        fingerprint: what must match to resume (the decoder params + the feature cache identity).
+        max_steps: stop after this many steps in total (the checkpoint stays; a later call
+            continues). None trains ``cfg.epochs`` epochs.
+        progress: show a tqdm progress bar.
+    """
+    device = resolve_device(cfg.device)
+    prec = precision_for(device, cfg.precision)
+    seed_everything(cfg.seed)
+    if len(train) == 0:
+        raise ValueError("decoder: the train split of the feature cache is empty")
+
+    # -- model and optimizer ------------------------------------------------------------------
+    model = build_decoder(cfg, train.channels, patch_size).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batch = min(cfg.batch_size, len(train))
+    steps_per_epoch = len(train) // batch  # drop the ragged tail: BatchNorm dislikes tiny batches
+    total = cfg.epochs * steps_per_epoch
+    warmup = round(cfg.warmup_frac * total)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total, warmup, cfg.min_lr_ratio)
+    )
+    scaler = prec.grad_scaler()
+
+    # -- resume -------------------------------------------------------------------------------
+    train_params = {k: v for k, v in asdict(cfg).items() if k not in DECODER_EVAL_KEYS}
+    fingerprint = {"decoder": train_params, **(fingerprint or {})}
+    state = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    step, log, run_sum, run_n = 0, [], 0.0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        step, log, run_sum, run_n = state["step"], state["log"], state["run_sum"], state["run_n"]
+    resumed_from = step
+    stop = total if max_steps is None else min(total, max_steps)
+
+    # -- loop ---------------------------------------------------------------------------------
+    model.train()
+    bar = tqdm(total=total, initial=step, disable=not progress, desc="train", mininterval=2.0)
+    t_train, samples, t_epoch = 0.0, 0, time.perf_counter()
+    order = None
+    while step < stop:
+        epoch, i = divmod(step, steps_per_epoch)
+        if order is None or i == 0:
+            order = epoch_order(len(train), cfg.seed, epoch)
+        t0 = time.perf_counter()
+        idx = order[i * batch : (i + 1) * batch]
+        x = train.batch_features(idx, device, cfg.channels_last)
+        y = train.batch_images(idx, device)
+        with prec.autocast():
+            pred = model(x).rgb
+        loss = reconstruction_loss(pred, y, cfg.loss)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise RuntimeError(
+                f"decoder training: loss is {loss_value} at step {step} (epoch {epoch}); "
+                "check the features for NaN/inf or lower decoder.lr"
+            )
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        t_train += time.perf_counter() - t0
+        samples += len(idx)
+        step += 1
+        run_sum, run_n = run_sum + loss_value, run_n + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+
+        if step % steps_per_epoch == 0:  # end of an epoch: validate and log
+            val_loss = validation_loss(model, val, cfg, device, prec) if val else math.nan
+            log.append(
+                {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "lr": sched.get_last_lr()[0],
+                    "train_loss": run_sum / run_n,
+                    "val_loss": val_loss,
+                    "seconds": round(time.perf_counter() - t_epoch, 3),
+                }
+            )
+            run_sum, run_n, t_epoch = 0.0, 0, time.perf_counter()
+        if checkpoint and (step % cfg.checkpoint_every == 0 or step == stop):
+            save_checkpoint(
+                checkpoint,
+                {
+                    "config": fingerprint,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "step": step,
+                    "log": log,
+                    "run_sum": run_sum,
+                    "run_n": run_n,
+                },
+            )
+    bar.close()
+    model.eval()
+    throughput = samples / t_train if t_train > 0 else math.nan
+    return TrainResult(model, log, step, throughput, resumed_from)

@@ -1,0 +1,303 @@
+"""The two diagnostics runs: one backbone (:func:`diagnose_backbone`) and one pair side by side
+(:func:`compare_backbones`), plus the small metrics file DVC diffs (:func:`summarize`).
+
+Each run reads feature caches (never a model), computes with :mod:`.pca`, :mod:`.smoothness`,
+:mod:`.reference` and :mod:`.retrieval`, and writes JSON and figures atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reconlab.config import DiagnosticsConfig
+from reconlab.diagnostics import figures
+from reconlab.diagnostics.grid import RESAMPLE_METHOD, common_grid, resample_grid
+from reconlab.diagnostics.inputs import load_images, open_split, pool_splits, source_labels
+from reconlab.diagnostics.pca import pca_maps
+from reconlab.diagnostics.reference import reference_cell, reference_maps
+from reconlab.diagnostics.retrieval import (
+    background_directions,
+    remove_directions,
+    retrieval_metrics,
+)
+from reconlab.diagnostics.smoothness import neighbour_similarity
+from reconlab.features.cache import FeatureCache, FeatureSplit
+from reconlab.io import write_csv, write_json
+
+SUMMARY_KEYS = (
+    "smoothness_mean",
+    "retrieval_recall_at_1_cls",
+    "retrieval_recall_at_1_mean",
+    "retrieval_map_cls",
+    "retrieval_map_mean",
+    "retrieval_recall_at_1_cls_removed",
+    "retrieval_recall_at_1_mean_removed",
+    "retrieval_map_cls_removed",
+    "retrieval_map_mean_removed",
+    "reference_same_image_mean",
+    "reference_other_images_mean",
+)
+
+
+def finite(value: float) -> float | None:
+    """JSON-safe number: NaN / inf become null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def first_images(split: FeatureSplit, n: int) -> torch.Tensor:
+    """(min(n, N), h, w, D) float32 patch grids of the first images, reading only needed shards."""
+    parts, have = [], 0
+    for shard in split.shard_tensors("patch"):
+        if have >= n:
+            break
+        take = shard[: n - have].float()
+        parts.append(take)
+        have += take.shape[0]
+    if not parts:
+        raise ValueError(f"diagnostics.split: split {split.name!r} of {split.root} has no images")
+    return torch.cat(parts)
+
+
+def split_smoothness(split: FeatureSplit, grid: Sequence[int] | None = None):
+    """Per-patch (flat) and per-image neighbour similarity over a split, shard by shard."""
+    per_patch, per_image = [], []
+    for shard in split.shard_tensors("patch"):
+        x = shard.float() if grid is None else resample_grid(shard, grid)
+        sim = neighbour_similarity(x)
+        per_patch.append(sim.flatten())
+        per_image.append(sim.flatten(1).mean(1))
+    return torch.cat(per_patch), torch.cat(per_image)
+
+
+def provenance(cache: FeatureCache) -> dict[str, Any]:
+    i = cache.index
+    return {
+        "backbone_id": i["backbone_id"],
+        "model": i["model"],
+        "weights": cache.weights_id,  # "random:<seed>", a sha256, or "hub:..."
+        "untrained": cache.untrained,
+        "image_size": list(i["image_size"]),
+        "patch_size": i["patch_size"],
+        "grid": list(i["grid"]),
+    }
+
+
+def describe(cache: FeatureCache) -> str:
+    i = cache.index
+    (height, width), (h, w) = i["image_size"], i["grid"]
+    return (
+        f"{i['backbone_id']} ({i['model']}), weights {cache.weights_id}: {height}x{width} px "
+        f"input, patch {i['patch_size']} px, grid {h}x{w}"
+    )
+
+
+def retrieval_block(cache: FeatureCache, manifest: Path, cfg: DiagnosticsConfig) -> dict:
+    """Retrieval metrics (flat keys) for CLS and mean-pooled embeddings, before/after removal."""
+    pooled = pool_splits(cache, cfg.retrieval_splits)
+    labels = source_labels(manifest, pooled.files)
+    out: dict[str, Any] = {
+        "retrieval_items": len(labels),
+        "retrieval_sources": len(set(labels)),
+        "retrieval_splits": list(cfg.retrieval_splits),
+        "remove_directions": cfg.remove_directions,
+    }
+    directions = None
+    if cfg.remove_directions and pooled.patches.shape[0] >= 2:
+        directions = background_directions(pooled.patches, cfg.remove_directions)
+    for kind, emb in (("cls", pooled.cls), ("mean", pooled.mean)):
+        r = retrieval_metrics(emb, labels, ks=cfg.recall_at)
+        out["retrieval_queries"] = r.queries
+        for k, v in r.recall.items():
+            out[f"retrieval_recall_at_{k}_{kind}"] = finite(v)
+        out[f"retrieval_map_{kind}"] = finite(r.mean_average_precision)
+        if directions is not None:
+            rr = retrieval_metrics(remove_directions(emb, directions), labels, ks=cfg.recall_at)
+            for k, v in rr.recall.items():
+                out[f"retrieval_recall_at_{k}_{kind}_removed"] = finite(v)
+            out[f"retrieval_map_{kind}_removed"] = finite(rr.mean_average_precision)
+            before, after = r.mean_average_precision, rr.mean_average_precision
+            out[f"retrieval_map_{kind}_change"] = finite(after - before)
+    return out
+
+
+def check_reference_image(cfg: DiagnosticsConfig, n: int) -> int:
+    if cfg.reference_image >= n:
+        raise ValueError(
+            f"diagnostics.reference_image: {cfg.reference_image} but the figure has {n} image(s)"
+        )
+    return cfg.reference_image
+
+
+def diagnose_backbone(
+    cache_dir: Path, prepared: Path, cfg: DiagnosticsConfig, out_dir: Path
+) -> dict[str, Any]:
+    """All diagnostics of one cached backbone; writes ``out_dir/{metrics.json, per_image.csv,
+    maps.png, smoothness.png}`` and returns the metrics.
+    """
+    cache = FeatureCache.open(Path(cache_dir))
+    split = open_split(cache, cfg.split)
+    grid_hw = cache.index["grid"]
+
+    per_patch, per_image = split_smoothness(split)
+    fig_grid = first_images(split, cfg.images)
+    n = fig_grid.shape[0]
+    ref_image = check_reference_image(cfg, n)
+    maps = pca_maps(fig_grid, cfg.foreground_threshold)
+    cell = reference_cell(grid_hw, cfg.reference_point)
+    ref = reference_maps(fig_grid, ref_image, cell)
+    not_itself = torch.ones(*grid_hw, dtype=torch.bool)
+    not_itself[cell] = False
+    same = ref[ref_image][not_itself]
+    others = torch.cat([ref[:ref_image], ref[ref_image + 1 :]]).flatten()
+
+    metrics: dict[str, Any] = {
+        **provenance(cache),
+        "stage": "diagnostics",
+        "split": cfg.split,
+        "images": len(split),
+        "smoothness_mean": finite(per_image.mean()),
+        "smoothness_std": finite(per_image.std()) if len(per_image) > 1 else None,
+        "smoothness_patch_mean": finite(per_patch[torch.isfinite(per_patch)].mean()),
+        "pca_explained_variance_ratio": [finite(v) for v in maps.basis.explained_variance_ratio],
+        "foreground_fraction": finite(maps.foreground.float().mean()),
+        "figure_images": split.files[:n],
+        "reference_point": list(cfg.reference_point),
+        "reference_cell": list(cell),
+        "reference_image": split.files[ref_image],
+        "reference_same_image_mean": finite(same.mean()) if same.numel() else None,
+        "reference_other_images_mean": finite(others.mean()) if others.numel() else None,
+        **retrieval_block(cache, Path(prepared) / "manifest.csv", cfg),
+    }
+    out_dir = Path(out_dir)
+    labels = source_labels(Path(prepared) / "manifest.csv", split.files)
+    rows = [
+        {"file": f, "source": s, "smoothness": f"{float(v):.6f}"}
+        for f, s, v in zip(split.files, labels, per_image, strict=True)
+    ]
+    write_csv(out_dir / "per_image.csv", rows, ["file", "source", "smoothness"])
+    images = load_images(prepared, split.files[:n], cache.index["image_size"])
+    header = describe(cache)
+    figures.plot_backbone_maps(
+        out_dir / "maps.png",
+        images,
+        maps.rgb,
+        maps.foreground,
+        maps.foreground_rgb,
+        ref,
+        ref_image,
+        cell,
+        f"{header}; split {cfg.split}; reference patch {tuple(cell)} at {cfg.reference_point}",
+        cache.weights_id,
+    )
+    figures.plot_smoothness(
+        out_dir / "smoothness.png",
+        per_patch,
+        per_image,
+        f"{header}\nsplit {cfg.split}: {len(split)} images",
+        cache.weights_id,
+    )
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def compare_backbones(
+    cache_dirs: Sequence[Path],
+    prepared: Path,
+    cfg: DiagnosticsConfig,
+    figure: Path,
+    out_json: Path,
+) -> dict[str, Any]:
+    """Side-by-side maps of two backbones at an equal patch grid; writes ``figure`` and ``out_json``.
+
+    The grid is ``cfg.compare_grid`` or the smaller of the two native grids; a backbone whose
+    cached grid differs is resampled (:data:`RESAMPLE_METHOD`), and the figure states it, with
+    each backbone's input size and patch size in pixels.
+    """
+    caches = [FeatureCache.open(Path(d)) for d in cache_dirs]
+    if len(caches) != 2:
+        raise ValueError(f"compare-backbones: two caches are needed, got {len(caches)}")
+    splits = [open_split(c, cfg.split) for c in caches]
+    if splits[0].files != splits[1].files:
+        raise ValueError(
+            f"{cache_dirs[0]} and {cache_dirs[1]}: split {cfg.split!r} lists different images; "
+            "rerun cache-features for both on the same prepared data"
+        )
+    grid = common_grid(caches[0].index["grid"], caches[1].index["grid"], cfg.compare_grid)
+    cell = reference_cell(grid, cfg.reference_point)
+    names = [c.index["backbone_id"] for c in caches]
+    pca, ref, lines, entries = [], [], [], {}
+    n = None
+    for cache, split, name in zip(caches, splits, names, strict=True):
+        native = list(cache.index["grid"])
+        x = resample_grid(first_images(split, cfg.images), grid)
+        n = x.shape[0]
+        ref_image = check_reference_image(cfg, n)
+        pca.append(pca_maps(x, cfg.foreground_threshold).rgb)
+        ref.append(reference_maps(x, ref_image, cell))
+        _, per_image = split_smoothness(split, grid)
+        resampled = native != grid
+        cell_px = [cache.index["image_size"][k] / grid[k] for k in (0, 1)]
+        note = f" -> resampled to {grid[0]}x{grid[1]} ({RESAMPLE_METHOD})" if resampled else ""
+        lines.append(f"{describe(cache)}{note}; one cell = {cell_px[0]:.3g}x{cell_px[1]:.3g} px")
+        entries[name] = {
+            **provenance(cache),
+            "resampled": resampled,
+            "cell_pixels": cell_px,
+            "smoothness_mean_equal_grid": finite(per_image.mean()),
+        }
+    lines.append(
+        f"compared at an equal {grid[0]}x{grid[1]} patch grid; reference patch {tuple(cell)} "
+        f"at (y, x) = {tuple(cfg.reference_point)} of image {cfg.reference_image}; "
+        f"split {cfg.split}"
+    )
+    images = load_images(prepared, splits[0].files[:n], caches[0].index["image_size"])
+    weights = [c.weights_id for c in caches]
+    figures.plot_comparison(
+        figure, images, pca, ref, names, lines, cfg.reference_image, cell, weights
+    )
+    result = {
+        "stage": "diagnostics",
+        "backbones": names,
+        "grid": grid,
+        "resample_method": RESAMPLE_METHOD,
+        "untrained": any(c.untrained for c in caches),
+        "weights": weights,
+        "split": cfg.split,
+        "figure_images": splits[0].files[:n],
+        "reference_cell": list(cell),
+        "per_backbone": entries,
+    }
+    write_json(out_json, result)
+    return result
+
+
+def summarize(
+    backbone_metrics: Sequence[Path], comparisons: Sequence[Path], out: Path
+) -> dict[str, Any]:
+    """metrics/diagnostics.json: a few scalars per backbone and per compared pair (for DVC)."""
+    from reconlab.io import read_json
+
+    summary: dict[str, Any] = {"backbones": {}, "compare": {}}
+    for path in backbone_metrics:
+        m = read_json(path)
+        row = {k: m[k] for k in SUMMARY_KEYS if k in m}
+        row.update(untrained=m["untrained"], weights=m["weights"])
+        summary["backbones"][m["backbone_id"]] = row
+    for path in comparisons:
+        c = read_json(path)
+        summary["compare"]["--".join(c["backbones"])] = {
+            "grid_cells": c["grid"][0] * c["grid"][1],
+            "untrained": c["untrained"],
+            **{
+                f"smoothness_mean_equal_grid_{name}": e["smoothness_mean_equal_grid"]
+                for name, e in c["per_backbone"].items()
+            },
+        }
+    write_json(out, summary)
+    return summary

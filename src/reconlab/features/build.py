@@ -1,0 +1,261 @@
+"""``cache_features``: prepared images -> one verified feature cache per backbone, resumable.
+
+Shards are computed into a work folder beside the output (``.{id}.partial``; Snakemake deletes a
+failed job's outputs, not this), each written atomically and recorded in ``progress.json`` with
+the sha256 of the images it holds. A rerun after a kill reuses every shard that still matches
+(same settings, same images, same bytes, same tensor shapes), recomputes the rest, and only then
+swaps the finished folder into place. Peak memory is one shard plus one batch, whatever the split.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from reconlab.features.backbones import (
+    Backbone,
+    check_model_name,
+    load_backbone,
+    model_patch_size,
+)
+from reconlab.features.cache import (
+    DTYPES,
+    SPLITS,
+    expected_shapes,
+    shard_name,
+    shard_problem,
+    write_index,
+    write_shard,
+)
+from reconlab.features.extract import FeatureExtractor, ImageDataset
+from reconlab.features.params import backbone_ids
+from reconlab.io import read_csv, read_json, sha256_bytes, write_json
+from reconlab.runtime import resolve_device, set_threads
+
+log = logging.getLogger(__name__)
+PROGRESS_NAME = "progress.json"
+
+
+def backbone_image_size(entry: Mapping[str, Any], override: int | None) -> Any:
+    """The entry's image_size, or ``override`` rounded down to a multiple of the patch size."""
+    if override is None:
+        return entry.get("image_size", 224)
+    ph, pw = model_patch_size(entry["model"])
+    return [max(ph, override // ph * ph), max(pw, override // pw * pw)]
+
+
+def read_manifest(prepared: Path) -> dict[str, list[dict[str, str]]]:
+    """Manifest rows per split, in manifest order (the row order of the cache)."""
+    path = Path(prepared) / "manifest.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest (run prepare-images first)")
+    rows = read_csv(path)
+    if rows and not {"file", "split"} <= set(rows[0]):
+        raise ValueError(f"{path}: columns 'file' and 'split' are required")
+    return {split: [r for r in rows if r["split"] == split] for split in SPLITS}
+
+
+def prepare_backbone(
+    cfg: Mapping[str, Any], backbone_id: str, **model_kwargs: Any
+) -> tuple[dict, Backbone]:
+    """(params entry, loaded backbone) for ``backbone_id`` of the validated ``features`` section."""
+    ids = backbone_ids(cfg)
+    if backbone_id not in ids:
+        raise ValueError(f"features.backbones: no backbone with id {backbone_id!r}; known: {ids}")
+    i = ids.index(backbone_id)
+    entry = cfg["backbones"][i]
+    key = f"features.backbones[{i}]"
+    check_model_name(entry["model"], f"{key}.model")
+    size = backbone_image_size(entry, cfg.get("image_size"))
+    backbone = load_backbone(
+        entry["model"],
+        entry.get("weights", "pretrained"),
+        size,
+        layers=entry.get("layers", []),
+        seed=cfg.get("seed", 0),
+        key=key,
+        **model_kwargs,
+    )
+    return entry, backbone
+
+
+def index_header(backbone_id: str, backbone: Backbone, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything in index.json except ``splits``; also the fingerprint a resumed shard must match."""
+    ph, pw = backbone.patch_size
+    return {
+        "backbone_id": backbone_id,
+        "model": backbone.name,
+        "weights": backbone.weights,
+        "weights_id": backbone.weights_id,
+        "untrained": backbone.untrained,
+        "dtype": cfg["dtype"],
+        "precision": cfg["precision"],
+        "image_size": list(backbone.image_size),
+        "patch_size": ph if ph == pw else [ph, pw],
+        "grid": list(backbone.grid),
+        "embed_dim": backbone.embed_dim,
+        "num_prefix_tokens": backbone.num_prefix_tokens,
+        "layers": list(backbone.layers),
+        "shard_size": cfg["shard_size"],
+    }
+
+
+def _inputs_hash(rows: list[dict[str, str]]) -> str:
+    """What a shard was computed from: its image paths and their content hashes."""
+    text = "\n".join(f"{r['file']}\t{r.get('sha256', '')}" for r in rows)
+    return sha256_bytes(text.encode())
+
+
+def _load_progress(work: Path, header: dict[str, Any]) -> dict[str, Any]:
+    path = work / PROGRESS_NAME
+    if path.is_file():
+        try:
+            progress = read_json(path)
+        except ValueError:
+            progress = {}
+        if progress.get("header") == header:
+            return progress
+        log.info("%s: settings changed, starting over", work)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return {"header": header, "shards": {}}
+
+
+def _swap_into_place(work: Path, out: Path) -> None:
+    """Replace ``out`` by the finished ``work`` folder; an old ``out`` survives until the swap."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(work, out)
+
+
+def cache_features(
+    cfg: Mapping[str, Any],
+    backbone_id: str,
+    prepared: Path,
+    out: Path,
+    progress_bar: bool = True,
+    **model_kwargs: Any,
+) -> dict[str, Any]:
+    """Cache backbone ``backbone_id``'s tokens of every prepared split into ``out``; return the index.
+
+    Args:
+        cfg: the validated ``features`` params section.
+        backbone_id: one of ``cfg["backbones"][*]["id"]``.
+        prepared: the prepare_images output folder (``manifest.csv`` and the images).
+        out: the cache folder, e.g. ``data/features/dinov2_s14``.
+        progress_bar: show a tqdm bar with images/s on stderr.
+        model_kwargs: passed to ``timm.create_model`` (tests build 2-block models).
+    """
+    from tqdm import tqdm
+
+    prepared, out = Path(prepared), Path(out)
+    splits = read_manifest(prepared)
+    set_threads(cfg.get("threads"))
+    entry, backbone = prepare_backbone(cfg, backbone_id, **model_kwargs)
+    device = resolve_device(cfg.get("device", "auto"))
+    extractor = FeatureExtractor(backbone, device, cfg["precision"], cfg.get("compile", False))
+    header = index_header(backbone_id, backbone, cfg)
+    work = out.with_name(f".{out.name}.partial")
+    progress = _load_progress(work, header)
+    shard_size, dtype = cfg["shard_size"], DTYPES[cfg["dtype"]]
+
+    # Which shards are already done (and still valid), which must be computed.
+    plan: dict[str, list[tuple[int, list[dict[str, str]], bool]]] = {}
+    for split, rows in splits.items():
+        plan[split] = []
+        for k, start in enumerate(range(0, len(rows), shard_size)):
+            chunk = rows[start : start + shard_size]
+            done = progress["shards"].get(split, {}).get(shard_name(k))
+            ok = bool(done) and done.get("inputs") == _inputs_hash(chunk)
+            if ok:
+                problem = shard_problem(work / split / shard_name(k), done, header)
+                if problem:
+                    log.warning("%s/%s/%s: %s; recomputing", work, split, shard_name(k), problem)
+                    print(f"recomputing {split}/{shard_name(k)}: {problem}", flush=True)
+                ok = problem is None
+            plan[split].append((k, chunk, ok))
+
+    todo = sum(len(c) for p in plan.values() for _, c, ok in p if not ok)
+    total = sum(len(rows) for rows in splits.values())
+    bar = tqdm(
+        total=total, unit="img", desc=backbone_id, disable=not progress_bar, dynamic_ncols=True
+    )
+    bar.update(total - todo)
+    t0 = time.perf_counter()
+    for split, shards in plan.items():
+        pending = [(k, chunk) for k, chunk, ok in shards if not ok]
+        if not pending:
+            continue
+        files = [prepared / r["file"] for _, chunk in pending for r in chunk]
+        dataset = ImageDataset(files, backbone.image_size)
+        loader = DataLoader(
+            dataset,
+            batch_size=cfg["batch_size"],
+            num_workers=cfg.get("num_workers", 0),
+            pin_memory=device.type == "cuda",
+        )
+        batches = iter(loader)
+        carry: list[torch.Tensor] = []  # images decoded but not yet run
+        for k, chunk in pending:
+            n = len(chunk)
+            buffers = {
+                name: torch.empty(shape, dtype=dtype)
+                for name, shape in expected_shapes(header, n).items()
+            }
+            filled = 0
+            while filled < n:
+                if not carry:
+                    carry = [next(batches)]
+                images = carry.pop()
+                take = min(n - filled, images.shape[0])
+                if take < images.shape[0]:
+                    carry.append(images[take:])
+                    images = images[:take]
+                feats = extractor(images)
+                rows = slice(filled, filled + take)
+                buffers["cls"][rows] = feats.cls.to("cpu", dtype)
+                buffers["patch"][rows] = feats.patch.to("cpu", dtype)
+                for layer, t in feats.layers.items():
+                    buffers[f"patch_layer{layer}"][rows] = t.to("cpu", dtype)
+                filled += take
+                bar.update(take)
+            done = write_shard(work / split / shard_name(k), buffers)
+            done["inputs"] = _inputs_hash(chunk)
+            progress["shards"].setdefault(split, {})[shard_name(k)] = done
+            write_json(work / PROGRESS_NAME, progress)
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    index = dict(header)
+    index["splits"] = {}
+    for split, rows in splits.items():
+        shard_entries = []
+        for k, _, _ in plan[split]:
+            e = progress["shards"][split][shard_name(k)]
+            shard_entries.append({key: e[key] for key in ("file", "count", "sha256", "bytes")})
+        index["splits"][split] = {
+            "count": len(rows),
+            "files": [r["file"] for r in rows],
+            "shards": shard_entries,
+        }
+    if todo:
+        print(f"{backbone_id}: {todo} images in {seconds:.1f} s ({todo / seconds:.1f} img/s)")
+    write_index(work, index)
+    (work / PROGRESS_NAME).unlink()
+    _swap_into_place(work, out)
+    return index

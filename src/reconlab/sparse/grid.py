@@ -1,0 +1,122 @@
+"""The technique grid: cell names, per-cell configs, greedy round expansion and ranking.
+
+A cell is a set of techniques, named by its techniques in canonical order joined with ``+``
+(``baseline`` for none; ``fixedq`` for the fixed-query ablation of the baseline). Round 1 is the
+baseline and every single technique; round k+1 is the best cell so far plus each technique it does
+not use yet, decided from round k's results (a Snakemake checkpoint). The search stops early when a
+round does not beat the best cell so far. Cells are selected on ``grid.select_split`` (val) and
+reported on ``grid.eval_split`` (test), so the greedy search never sees the test set.
+
+Nothing here imports torch: the Snakefile uses these functions at DAG-build time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+from reconlab.sparse.techniques import TECHNIQUES, check_techniques
+
+BASELINE = "baseline"
+ABLATION = "fixedq"
+_CELL_KEYS = ("mask_seed", "observed", "queries", "model", "train", "sampler")
+
+
+def cell_name(techniques) -> str:
+    """Canonical name of a set of techniques."""
+    names = check_techniques(techniques)
+    return "+".join(names) if names else BASELINE
+
+
+def cell_techniques(cell: str) -> tuple[str, ...]:
+    """Inverse of :func:`cell_name` (the ablation cell uses no techniques)."""
+    if cell in (BASELINE, ABLATION):
+        return ()
+    names = tuple(cell.split("+"))
+    if cell_name(names) != cell:
+        raise ValueError(f"sparse: cell {cell!r} is not canonical; expected {cell_name(names)!r}")
+    return names
+
+
+def cell_config(section: Mapping, cell: str) -> dict:
+    """What one cell's training depends on: shared keys + the settings of ITS techniques only."""
+    techniques = cell_techniques(cell)
+    cfg = {k: section[k] for k in _CELL_KEYS}
+    cfg["fixed_queries"] = cell == ABLATION
+    cfg["techniques"] = {t: dict(section["techniques"][t]) for t in techniques}
+    return cfg
+
+
+def cell_config_json(section: Mapping, cell: str) -> str:
+    """Canonical JSON of :func:`cell_config`: the rerun trigger of a cell's rule."""
+    return json.dumps(cell_config(section, cell), sort_keys=True, separators=(",", ":"))
+
+
+def first_round(section: Mapping) -> list[str]:
+    """Round 1: the baseline and each searched technique alone."""
+    return [BASELINE] + [cell_name([t]) for t in check_techniques(section["grid"]["techniques"])]
+
+
+def score_cells(results: Mapping[str, list[dict]], split: str) -> dict[str, dict]:
+    """Seed metrics per cell -> {cell: {mean, std, n, seeds}} of mean PSNR over all fields."""
+    out = {}
+    for cell, runs in results.items():
+        values = [r[split]["all"]["psnr"] for r in runs]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        out[cell] = {"mean": round(mean, 4), "std": round(std, 4), "n": len(values), "seeds": values}
+    return out
+
+
+def decide_round(
+    section: Mapping,
+    k: int,
+    results: Mapping[str, list[dict]],
+    previous: Mapping | None,
+) -> dict:
+    """Round k's record: its scores, the best cell so far and the cells of round k+1."""
+    split = section["grid"]["select_split"]
+    scores = score_cells(results, split)
+    seen = dict(previous["seen"]) if previous else {}
+    seen.update({c: s["mean"] for c, s in scores.items()})
+    prev_best = previous["best_so_far"] if previous else None
+    best = max(seen, key=lambda c: (seen[c], -len(cell_techniques(c)))) if seen else prev_best
+    improved = prev_best is None or best != prev_best
+    searched = check_techniques(section["grid"]["techniques"])
+    nxt = []
+    if improved and k < section["grid"]["rounds"] and best is not None:
+        used = set(cell_techniques(best))
+        candidates = (cell_name([*used, t]) for t in searched if t not in used)
+        nxt = [c for c in candidates if c not in seen]
+    return {
+        "round": k,
+        "select_split": split,
+        "cells": scores,
+        "best_so_far": best,
+        "best_so_far_psnr": seen.get(best),
+        "improved": improved,
+        "seen": seen,
+        "next": nxt,
+    }
+
+
+def technique_ranking(scores: Mapping[str, dict]) -> list[dict]:
+    """Single-technique gains over the baseline; beneficial iff gain > 2 x baseline std."""
+    base = scores[BASELINE]
+    rows = []
+    for t in TECHNIQUES:
+        if t not in scores:
+            continue
+        gain = scores[t]["mean"] - base["mean"]
+        rows.append(
+            {
+                "technique": t,
+                "psnr": scores[t]["mean"],
+                "psnr_std": scores[t]["std"],
+                "gain_db": round(gain, 4),
+                "threshold_db": round(2 * base["std"], 4),
+                "beneficial": gain > 2 * base["std"],
+            }
+        )
+    return sorted(rows, key=lambda r: -r["gain_db"])

@@ -1,0 +1,101 @@
+"""The sparse-query task: pixel coordinates, seeded observation masks and query sampling.
+
+A field of ``size x size`` pixels is observed at ``n_observed`` positions (5%: 51 of 1024). The
+model predicts values at query coordinates. Training draws ``n_queries`` (200) random query
+positions per field and step from all pixels; the fixed-query ablation always uses the same ones.
+Evaluation masks are seeded per (seed, split, field index), so every model and every baseline sees
+exactly the same observed pixels.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+_SPLIT_ID = {"train": 0, "val": 1, "test": 2}
+
+
+def pixel_coords(size: int) -> torch.Tensor:
+    """(size*size, 2) pixel-centre coordinates (y, x) in (0, 1), row-major like ``field.ravel()``."""
+    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([yy.flatten(), xx.flatten()], -1)
+
+
+def eval_masks(n_fields: int, n_pixels: int, n_observed: int, seed: int, split: str) -> np.ndarray:
+    """(n_fields, n_observed) observed pixel indices, one seeded draw per field (sorted)."""
+    out = np.empty((n_fields, n_observed), dtype=np.int64)
+    for i in range(n_fields):
+        rng = np.random.default_rng([seed, _SPLIT_ID[split], i])
+        out[i] = np.sort(rng.choice(n_pixels, n_observed, replace=False))
+    return out
+
+
+def random_indices(batch: int, n_pixels: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """(batch, k) distinct random pixel indices per row."""
+    return torch.rand(batch, n_pixels, generator=generator).argsort(1)[:, :k]
+
+
+class Batch(NamedTuple):
+    """One training or evaluation batch (B fields, N observed, Q queries)."""
+
+    obs_xy: torch.Tensor  # (B, N, 2)
+    obs_val: torch.Tensor  # (B, N)
+    query_xy: torch.Tensor  # (B, Q, 2)
+    query_val: torch.Tensor  # (B, Q) ground truth at the queries
+
+
+def gather_batch(
+    fields: torch.Tensor, coords: torch.Tensor, obs_idx: torch.Tensor, query_idx: torch.Tensor
+) -> Batch:
+    """Build a :class:`Batch` from flat fields (B, P) and index tensors (B, N) / (B, Q)."""
+    return Batch(
+        obs_xy=coords[obs_idx],
+        obs_val=fields.gather(1, obs_idx),
+        query_xy=coords[query_idx],
+        query_val=fields.gather(1, query_idx),
+    )
+
+
+class QuerySampler:
+    """Draws training batches: random fields, fresh random masks, random (or fixed) queries.
+
+    Args:
+        fields: (N, P) flat training fields.
+        n_observed: observed pixels per field (51).
+        n_queries: query pixels per field and step (200).
+        seed: seeds the sampler's own generator (independent of model init).
+        fixed_queries: ablation: always query the same ``n_queries`` positions (and observe the
+            same pixels), which is what made earlier models collapse to the field mean.
+    """
+
+    def __init__(
+        self,
+        fields: torch.Tensor,
+        n_observed: int,
+        n_queries: int,
+        seed: int,
+        fixed_queries: bool = False,
+    ) -> None:
+        self.fields = fields
+        self.n_pixels = fields.shape[1]
+        self.coords = pixel_coords(int(round(self.n_pixels**0.5)))
+        self.n_observed, self.n_queries = n_observed, n_queries
+        self.generator = torch.Generator().manual_seed(seed)
+        self.fixed = None
+        if fixed_queries:
+            idx = random_indices(1, self.n_pixels, n_observed + n_queries, self.generator)[0]
+            self.fixed = (idx[:n_observed], idx[n_observed:])
+
+    def sample(self, batch: int) -> Batch:
+        pick = torch.randint(len(self.fields), (batch,), generator=self.generator)
+        f = self.fields[pick]
+        if self.fixed is not None:
+            obs = self.fixed[0].expand(batch, -1)
+            query = self.fixed[1].expand(batch, -1)
+        else:
+            obs = random_indices(batch, self.n_pixels, self.n_observed, self.generator)
+            query = random_indices(batch, self.n_pixels, self.n_queries, self.generator)
+        return gather_batch(f, self.coords, obs, query)

@@ -1,0 +1,198 @@
+"""Train one cell (a set of techniques, one seed) and evaluate it on all pixels of every field.
+
+``cfg`` is a cell's config (see :func:`reconlab.sparse.grid.cell_config`): the ``sparse`` section
+with ``techniques`` reduced to the active ones and no grid keys. The loop reads top to bottom:
+data, model, optimizer, loop (flow-matching loss, clipping, EMA, reflow teacher), evaluation.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from reconlab.sparse.flow import flow_matching_loss, sample_values
+from reconlab.sparse.models import create_model
+from reconlab.sparse.task import QuerySampler, eval_masks, gather_batch, pixel_coords
+from reconlab.sparse.techniques import check_techniques, warmup_factor
+
+
+def build_model(cfg: dict, size: int, seed: int) -> nn.Module:
+    """The cell's velocity network; model-side techniques switch its architecture."""
+    tech = cfg["techniques"]
+    m = cfg["model"]
+    fourier = dict(m["fourier"])
+    if "multiscale" in tech:
+        fourier = {"kind": "multiscale", "octaves": tech["multiscale"]["octaves"]}
+    torch.manual_seed(seed)
+    return create_model(
+        m["backbone"],
+        width=m["width"],
+        heads=m["heads"],
+        enc_layers=m["enc_layers"],
+        dec_layers=m["dec_layers"],
+        distance_bias=m["distance_bias"],
+        fourier=fourier,
+        self_cond="self_cond" in tech,
+        adaln="adaln" in tech,
+        drop_path=tech["droppath"]["rate"] if "droppath" in tech else 0.0,
+        size=size,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def train_cell(
+    cfg: dict,
+    fields: np.ndarray,
+    seed: int,
+    log=print,
+    checkpoint: str | Path | None = None,
+) -> tuple[nn.Module, dict]:
+    """Train on ``fields`` (N, S, S) and return (the model to evaluate, history).
+
+    The returned model is the EMA copy when ``ema`` is on. A NaN loss stops with the step.
+    With ``checkpoint``, state is saved every ``train.checkpoint_every`` steps and resumed.
+    """
+    from reconlab.checkpoint import load_checkpoint, save_checkpoint
+
+    tech = cfg["techniques"]
+    check_techniques(tech)
+    tr = cfg["train"]
+    steps, size = tr["steps"], fields.shape[-1]
+    flat = torch.from_numpy(fields.reshape(len(fields), -1)).float()
+    sampler = QuerySampler(flat, cfg["observed"], cfg["queries"], seed + 1, cfg["fixed_queries"])
+    loss_gen = torch.Generator().manual_seed(seed + 2)
+    model = build_model(cfg, size, seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+    ema = copy.deepcopy(model).eval() if "ema" in tech else None
+    teacher = None
+    reflow_at = int(tech["reflow"]["start"] * steps) if "reflow" in tech else None
+    history = {"step": [], "loss": []}
+    start = 0
+    if checkpoint is not None and (state := load_checkpoint(checkpoint, cfg | {"seed": seed})):
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        if state.get("teacher") is not None:
+            teacher = build_model(cfg, size, seed).eval()
+            teacher.load_state_dict(state["teacher"])
+        sampler.generator.set_state(state["sampler_gen"])
+        loss_gen.set_state(state["loss_gen"])
+        start, history = state["step"], state["history"]
+        log(f"resumed from {checkpoint} at step {start}")
+    t0 = time.perf_counter()
+    for step in range(start, steps):
+        lr = tr["lr"] * 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine decay
+        if "clip_warmup" in tech:
+            lr *= warmup_factor(step, steps, tech["clip_warmup"]["warmup"])
+        for group in opt.param_groups:
+            group["lr"] = lr
+        if step == reflow_at:  # rectified flow: freeze the current model as the coupling teacher
+            teacher = copy.deepcopy(ema if ema is not None else model).eval()
+        model.train()
+        terms = flow_matching_loss(model, sampler.sample(tr["batch_size"]), tech, loss_gen, teacher)
+        if not torch.isfinite(terms.total):
+            raise RuntimeError(f"sparse: loss is {terms.total.item()} at step {step}; lower train.lr")
+        opt.zero_grad(set_to_none=True)
+        terms.total.backward()
+        if "clip_warmup" in tech:
+            nn.utils.clip_grad_norm_(model.parameters(), tech["clip_warmup"]["max_norm"])
+        opt.step()
+        if ema is not None:
+            decay = tech["ema"]["decay"]
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                    pe.lerp_(pm, 1 - decay)
+        if step % max(1, steps // 20) == 0 or step == steps - 1:
+            history["step"].append(step)
+            history["loss"].append(round(terms.total.item(), 6))
+            log(f"step {step} loss {terms.total.item():.4f} lr {lr:.2e}")
+        every = tr["checkpoint_every"]
+        if checkpoint is not None and every and (step + 1) % every == 0 and step + 1 < steps:
+            save_checkpoint(
+                checkpoint,
+                {
+                    "config": cfg | {"seed": seed},
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "teacher": teacher.state_dict() if teacher is not None else None,
+                    "sampler_gen": sampler.generator.get_state(),
+                    "loss_gen": loss_gen.get_state(),
+                    "step": step + 1,
+                    "history": history,
+                },
+            )
+    history["train_seconds"] = round(time.perf_counter() - t0, 2)
+    history["seconds_per_step"] = round(history["train_seconds"] / max(1, steps - start), 4)
+    return (ema if ema is not None else model).eval(), history
+
+
+@torch.no_grad()
+def predict_fields(
+    model: nn.Module,
+    cfg: dict,
+    fields: np.ndarray,
+    masks: np.ndarray,
+    seed: int,
+    chunk: int = 8,
+) -> np.ndarray:
+    """Sample every pixel of each field from its observed pixels ``masks``: (M, S, S) unclamped."""
+    size = fields.shape[-1]
+    coords = pixel_coords(size)
+    flat = torch.from_numpy(fields.reshape(len(fields), -1)).float()
+    every = torch.arange(size * size)
+    gen = torch.Generator().manual_seed(seed + 3)
+    out = []
+    for i in range(0, len(flat), chunk):
+        f = flat[i : i + chunk]
+        obs = torch.from_numpy(masks[i : i + chunk])
+        batch = gather_batch(f, coords, obs, every.expand(len(f), -1))
+        s = cfg["sampler"]
+        out.append(
+            sample_values(model, batch, s["steps"], s["method"], None, cfg["techniques"], gen)
+        )
+    return torch.cat(out).reshape(fields.shape).numpy()
+
+
+def field_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-field metrics over all pixels: psnr (clamped to [0, 1]), psnr_unclamped, mse, mae, corr."""
+    p = pred.reshape(len(pred), -1).astype(np.float64)
+    t = truth.reshape(len(truth), -1).astype(np.float64)
+    pc = np.clip(p, 0, 1)
+    mse = ((pc - t) ** 2).mean(1)
+    mse_raw = ((p - t) ** 2).mean(1)
+    pz, tz = p - p.mean(1, keepdims=True), t - t.mean(1, keepdims=True)
+    denom = np.sqrt((pz**2).sum(1) * (tz**2).sum(1))
+    corr = np.where(denom > 0, (pz * tz).sum(1) / np.maximum(denom, 1e-12), 0.0)
+    return {
+        "psnr": 10 * np.log10(1 / np.maximum(mse, 1e-12)),
+        "psnr_unclamped": 10 * np.log10(1 / np.maximum(mse_raw, 1e-12)),
+        "mse": mse,
+        "mae": np.abs(pc - t).mean(1),
+        "corr": corr,
+    }
+
+
+def summarize_by_family(metrics: dict[str, np.ndarray], family: np.ndarray, names: list[str]) -> dict:
+    """{"all": {metric: mean}, "by_family": {family: {metric: mean}}} (plain floats)."""
+    def means(sel):
+        return {k: round(float(v[sel].mean()), 4) for k, v in metrics.items()}
+
+    out = {"all": means(np.ones(len(family), bool)), "by_family": {}}
+    for i, name in enumerate(names):
+        sel = family == i
+        if sel.any():
+            out["by_family"][name] = means(sel)
+    return out
+
+
+def evaluation_masks(cfg: dict, n_fields: int, n_pixels: int, split: str) -> np.ndarray:
+    """The seeded observed-pixel masks every model and baseline uses for ``split``."""
+    return eval_masks(n_fields, n_pixels, cfg["observed"], cfg["mask_seed"], split)

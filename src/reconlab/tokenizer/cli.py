@@ -1,0 +1,103 @@
+"""`reconlab tokenizer-train`, `tokenizer-evaluate`, `tokenizer-jpeg`, `tokenizer-summarize`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from reconlab.cli import add_params_args, load_section
+
+
+def _config(args: argparse.Namespace):
+    from reconlab.config import TokenizerConfig, from_section
+
+    return from_section(TokenizerConfig, load_section(args))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from reconlab.tokenizer.model import parse_variant
+    from reconlab.tokenizer.train import train_tokenizer
+
+    cfg = _config(args)
+    parse_variant(args.variant)
+    checkpoint = args.checkpoint or Path("results/tokenizer/.checkpoints") / f"{args.variant}.pt"
+    log = train_tokenizer(args.variant, cfg, args.images, args.out, checkpoint, args.stop_after)
+    if log is None:
+        print(f"tokenizer-train {args.variant}: stopped with a checkpoint at {checkpoint}; rerun to resume")
+        return 0
+    v = log["final"]["val"]
+    print(
+        f"tokenizer-train {args.variant}: {cfg.train['steps']} steps in {log['seconds']:.0f} s; "
+        f"val PSNR {v['psnr']:.2f} dB, val usage {v['codebook_usage']:.1f}% -> {args.out}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from reconlab.tokenizer.evaluate import evaluate_tokenizer
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    cfg = _config(args)
+    results = evaluate_tokenizer(args.model, cfg, args.manifest, args.data_source, args.out)
+    for r in results:
+        print(
+            f"tokenizer-evaluate {r['variant']} @{r['resolution']}: PSNR {r['psnr']:.2f} dB, "
+            f"bpp {r['bpp']:.4f}, usage {r['codebook_usage']:.1f}%, "
+            f"enc {r['encode_img_s']:.3g} img/s, dec {r['decode_img_s']:.3g} img/s, "
+            f"peak {r['peak_mem_mb']:.0f} MiB"
+        )
+    return 0
+
+
+def _jpeg(args: argparse.Namespace) -> int:
+    from reconlab.tokenizer.evaluate import jpeg_baseline
+
+    cfg = _config(args)
+    rows = jpeg_baseline(cfg, args.manifest, args.data_source, args.out)
+    print(f"tokenizer-jpeg: {len(rows)} (resolution, quality) points -> {args.out}")
+    return 0
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from reconlab.tokenizer.plots import summarize_tokenizer
+
+    cfg = _config(args)
+    metrics = summarize_tokenizer(cfg, args.results, args.jpeg, args.metrics, args.figures)
+    for variant, m in metrics["variants"].items():
+        print(f"tokenizer-summarize {variant}: {m}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tokenizer-train", help="train one VQ tokenizer variant on the prepared crops")
+    add_params_args(p, "tokenizer")
+    p.add_argument("--variant", required=True, help="e.g. f8x16-K1024 or f8-FSQ8.5.5.5")
+    p.add_argument("--images", type=Path, default=Path("data/prepared/images"))
+    p.add_argument("--out", type=Path, required=True, help="folder for model.safetensors, train_log.*")
+    p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (kept outside --out)")
+    p.add_argument("--stop-after", type=int, help="leave after N steps with a checkpoint (time-limited jobs)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("tokenizer-evaluate", help="PSNR/SSIM/bpp/speed/memory per resolution")
+    add_params_args(p, "tokenizer")
+    p.add_argument("--model", type=Path, required=True, help="model.safetensors of a variant")
+    p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
+    p.add_argument("--data-source", default="skimage", help="data.source (where test photos live)")
+    p.add_argument("--out", type=Path, required=True, help="folder for eval_{res}.json, test_split.json")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("tokenizer-jpeg", help="Pillow JPEG baseline on the same test photos")
+    add_params_args(p, "tokenizer")
+    p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
+    p.add_argument("--data-source", default="skimage")
+    p.add_argument("--out", type=Path, required=True, help="CSV of resolution, quality, bpp, psnr, ssim")
+    p.set_defaults(func=_jpeg)
+
+    p = sub.add_parser("tokenizer-summarize", help="figures, JPEG comparison, metrics/tokenizer.json")
+    add_params_args(p, "tokenizer")
+    p.add_argument("--results", type=Path, default=Path("results/tokenizer"))
+    p.add_argument("--jpeg", type=Path, default=Path("results/tokenizer/jpeg/jpeg.csv"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/tokenizer.json"))
+    p.add_argument("--figures", type=Path, default=Path("results/tokenizer"))
+    p.set_defaults(func=_summarize)

@@ -1,0 +1,141 @@
+"""Tokenizer summary: PSNR-vs-bpp with the JPEG curve, resolution scaling, the JPEG table, metrics.
+
+Outputs: ``psnr_vs_bpp.png`` (one panel per resolution: JPEG curve + each variant),
+``resolution_scaling.png`` (PSNR, encode/decode img/s, peak memory vs resolution),
+``summary.csv`` (every variant x resolution with its place on the JPEG curve) and
+``metrics/tokenizer.json`` (small scalars per variant at the reference resolution).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from reconlab.config import TokenizerConfig
+from reconlab.io import atomic_path, read_csv, read_json, write_csv, write_json
+from reconlab.tokenizer.jpeg import compare_to_jpeg
+
+SUMMARY_COLUMNS = (
+    "variant", "resolution", "bpp", "psnr", "ssim", "codebook_usage", "perplexity",
+    "encode_img_s", "decode_img_s", "peak_mem_mb", "tiled", "jpeg_psnr_at_bpp", "delta_db",
+    "beats_jpeg", "note",
+)  # fmt: skip
+
+
+def load_jpeg(path: str | Path) -> dict[int, list[dict]]:
+    """JPEG rows grouped by resolution, numbers parsed."""
+    by_res: dict[int, list[dict]] = defaultdict(list)
+    for r in read_csv(path):
+        by_res[int(r["resolution"])].append(
+            {"quality": int(r["quality"]), "bpp": float(r["bpp"]), "psnr": float(r["psnr"]), "ssim": float(r["ssim"])}
+        )
+    return dict(by_res)
+
+
+def _savefig(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_psnr_vs_bpp(rows: list[dict], jpeg: dict[int, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    resolutions = sorted(jpeg)
+    fig, axes = plt.subplots(1, len(resolutions), figsize=(4.2 * len(resolutions), 3.6), squeeze=False)
+    variants = sorted({r["variant"] for r in rows})
+    markers = "osD^v<>ph*"
+    for ax, res in zip(axes[0], resolutions, strict=True):
+        curve = sorted(jpeg[res], key=lambda r: r["bpp"])
+        ax.plot([r["bpp"] for r in curve], [r["psnr"] for r in curve], "-", color="0.4", label="JPEG (Pillow)")
+        for r in curve[:: max(len(curve) // 5, 1)]:
+            ax.annotate(f"q{r['quality']}", (r["bpp"], r["psnr"]), fontsize=6, color="0.4")
+        for i, v in enumerate(variants):
+            pts = [r for r in rows if r["variant"] == v and r["resolution"] == res]
+            for p in pts:
+                ax.plot(p["bpp"], p["psnr"], markers[i % len(markers)], ms=8, label=v)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel")
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_title(f"{res} px")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Tokenizer variants on the JPEG rate-distortion curve (same test photos)", fontsize=10)
+    _savefig(fig, path)
+
+
+def plot_resolution_scaling(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for v in sorted({r["variant"] for r in rows}):
+        pts = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["resolution"])
+        res = [p["resolution"] for p in pts]
+        axes[0].plot(res, [p["psnr"] for p in pts], "o-", label=v)
+        axes[1].plot(res, [p["encode_img_s"] for p in pts], "o-", label=f"{v} encode")
+        axes[1].plot(res, [p["decode_img_s"] for p in pts], "s--", label=f"{v} decode")
+        axes[2].plot(res, [p["peak_mem_mb"] for p in pts], "o-", label=v)
+        for p in pts:
+            if p["tiled"]:
+                axes[2].annotate("tiled", (p["resolution"], p["peak_mem_mb"]), fontsize=7)
+    titles = ("PSNR (dB)", "throughput (img/s)", "peak memory (MiB)")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("resolution (px, square)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[1].set_yscale("log")
+    fig.suptitle("Resolution scaling (test photos; resolutions above native size are upsampled)", fontsize=10)
+    _savefig(fig, path)
+
+
+def summarize_tokenizer(
+    cfg: TokenizerConfig, results: str | Path, jpeg_csv: str | Path, metrics: str | Path,
+    figures: str | Path,
+) -> dict:  # fmt: skip
+    """Read every ``{variant}/eval_{res}.json`` and the JPEG CSV; write figures, CSV and metrics."""
+    results, figures = Path(results), Path(figures)
+    jpeg = load_jpeg(jpeg_csv)
+    rows = []
+    for variant in cfg.variants:
+        for res in sorted(cfg.eval["resolutions"]):
+            r = read_json(results / variant / f"eval_{res}.json")
+            if res not in jpeg:
+                raise ValueError(f"tokenizer: {jpeg_csv} has no JPEG rows at {res} px; rerun jpeg_baseline")
+            rows.append({**{k: r[k] for k in SUMMARY_COLUMNS[:11]}, **compare_to_jpeg(jpeg[res], r["bpp"], r["psnr"])})
+    write_csv(figures / "summary.csv", rows, SUMMARY_COLUMNS)
+    plot_psnr_vs_bpp(rows, jpeg, figures / "psnr_vs_bpp.png")
+    plot_resolution_scaling(rows, figures / "resolution_scaling.png")
+
+    ref = cfg.eval["reference_resolution"]
+    if ref not in cfg.eval["resolutions"]:
+        ref = sorted(cfg.eval["resolutions"])[0]
+    out: dict = {"reference_resolution": ref, "variants": {}}
+    for variant in cfg.variants:
+        at = next(r for r in rows if r["variant"] == variant and r["resolution"] == ref)
+        split = read_json(results / variant / "test_split.json")
+        out["variants"][variant] = {
+            "bpp": round(at["bpp"], 5),
+            "psnr": round(at["psnr"], 3),
+            "ssim": round(at["ssim"], 4),
+            "jpeg_delta_db": round(at["delta_db"], 3),
+            "beats_jpeg": at["beats_jpeg"],
+            "decode_img_s": round(at["decode_img_s"], 4),
+            "encode_img_s": round(at["encode_img_s"], 4),
+            "peak_mem_mb": round(max(r["peak_mem_mb"] for r in rows if r["variant"] == variant), 1),
+            "codebook_usage_test": round(split["codebook_usage"], 2),
+            "perplexity_test": round(split["perplexity"], 2),
+            "dead_codes_test": split["dead_codes"],
+            "psnr_test_crops": round(split["psnr"], 3),
+        }
+    write_json(metrics, out)
+    return out

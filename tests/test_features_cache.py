@@ -1,0 +1,153 @@
+"""The feature cache format: writer, reader, verification, memory mapping, image loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reconlab.features.cache import (
+    FeatureCache,
+    mmap_tensors,
+    shard_name,
+    write_index,
+    write_shard,
+)
+from reconlab.features.images import load_image_tensor
+
+
+def make_cache(root, dtype="bf16", counts=(3, 2), layers=(2,), grid=(2, 3), dim=4):
+    """A tiny real cache: one split 'train' with shards of ``counts`` images."""
+    torch.manual_seed(0)
+    h, w = grid
+    shards, files, full = [], [], {}
+    for k, n in enumerate(counts):
+        tensors = {"cls": torch.randn(n, dim), "patch": torch.randn(n, h, w, dim)}
+        for layer in layers:
+            tensors[f"patch_layer{layer}"] = torch.randn(n, h, w, dim)
+        tensors = {
+            name: t.to(
+                getattr(torch, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype])
+            )
+            for name, t in tensors.items()
+        }
+        for name, t in tensors.items():
+            full.setdefault(name, []).append(t)
+        shards.append(write_shard(root / "train" / shard_name(k), tensors))
+        files += [f"images/train/img{k}_{i}.png" for i in range(n)]
+    index = {
+        "backbone_id": "tiny",
+        "model": "vit_tiny",
+        "weights": "random",
+        "weights_id": "random:0",
+        "untrained": True,
+        "dtype": dtype,
+        "image_size": [h * 14, w * 14],
+        "patch_size": 14,
+        "grid": [h, w],
+        "embed_dim": dim,
+        "num_prefix_tokens": 1,
+        "layers": list(layers),
+        "splits": {"train": {"count": sum(counts), "files": files, "shards": shards}},
+    }
+    write_index(root, index)
+    return {name: torch.cat(ts) for name, ts in full.items()}
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16", "fp32"])
+def test_round_trip_shapes_values_and_dtype(tmp_path, dtype):
+    full = make_cache(tmp_path, dtype=dtype)
+    cache = FeatureCache.open(
+        tmp_path, expect={"dtype": dtype, "grid": (2, 3), "model": "vit_tiny"}
+    )
+    assert cache.untrained and cache.weights_id == "random:0"
+    s = cache.split("train")
+    assert len(s) == 5 and s.files[3] == "images/train/img1_0.png"
+    assert s.patch.shape == (5, 2, 3, 4) and s.cls.shape == (5, 4)
+    assert s.patch.dtype == full["patch"].dtype
+    assert torch.equal(s.patch, full["patch"])
+    assert torch.equal(s.cls, full["cls"])
+    assert torch.equal(s.tensor("patch_layer2"), full["patch_layer2"])
+    assert [t.shape[0] for t in s.shard_tensors("patch")] == [3, 2]
+
+
+def test_single_shard_is_memory_mapped_not_copied(tmp_path):
+    make_cache(tmp_path, counts=(4,))
+    path = tmp_path / "train" / shard_name(0)
+    t = mmap_tensors(path, ["patch"])["patch"]
+    # Copy-on-write mapping of the file: editing the tensor never touches the file.
+    before = path.read_bytes()
+    t.zero_()
+    assert path.read_bytes() == before
+    s = FeatureCache.open(tmp_path).split("train")
+    storage_size = s.patch.untyped_storage().nbytes()
+    assert storage_size == path.stat().st_size  # a view into the mapped file, not a fresh copy
+
+
+def test_expect_mismatch_names_file_and_key(tmp_path):
+    make_cache(tmp_path)
+    with pytest.raises(ValueError, match=r"index.json: dtype is 'bf16', expected 'fp32'"):
+        FeatureCache.open(tmp_path, expect={"dtype": "fp32"})
+    with pytest.raises(ValueError, match=r"key 'nonsense' missing"):
+        FeatureCache.open(tmp_path, expect={"nonsense": 1})
+    with pytest.raises(FileNotFoundError, match="no feature cache index"):
+        FeatureCache.open(tmp_path / "nowhere")
+
+
+def test_corrupted_shard_is_refused_naming_it(tmp_path):
+    make_cache(tmp_path)
+    path = tmp_path / "train" / shard_name(1)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, one flipped byte in the tensor data
+    path.write_bytes(bytes(data))
+    s = FeatureCache.open(tmp_path).split("train")
+    with pytest.raises(
+        ValueError, match=r"shard_00001.safetensors: corrupt feature shard \(sha256"
+    ):
+        _ = s.patch
+    path.write_bytes(bytes(data[:100]))  # truncated
+    with pytest.raises(ValueError, match=r"shard_00001.safetensors: corrupt feature shard \(size"):
+        FeatureCache.open(tmp_path).split("train").verify()
+
+
+def test_shape_mismatch_is_named(tmp_path):
+    make_cache(tmp_path)
+    entry = write_shard(
+        tmp_path / "train" / shard_name(1),
+        {
+            "cls": torch.zeros(2, 4, dtype=torch.bfloat16),
+            "patch": torch.zeros(2, 3, 2, 4, dtype=torch.bfloat16),
+            "patch_layer2": torch.zeros(2, 2, 3, 4, dtype=torch.bfloat16),
+        },
+    )
+    import json
+
+    index = json.loads((tmp_path / "index.json").read_text())
+    index["splits"]["train"]["shards"][1] = entry  # checksum right, shape wrong
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    with pytest.raises(
+        ValueError, match=r"tensor 'patch' is BF16\[2, 3, 2, 4\], index says BF16\[2, 2, 3, 4\]"
+    ):
+        FeatureCache.open(tmp_path).split("train").verify()
+
+
+def test_unknown_tensor_and_split(tmp_path):
+    make_cache(tmp_path)
+    cache = FeatureCache.open(tmp_path)
+    with pytest.raises(KeyError, match="no split 'val'"):
+        cache.split("val")
+    with pytest.raises(KeyError, match="patch_layer7"):
+        cache.split("train").tensor("patch_layer7")
+
+
+def test_load_image_tensor_identity_and_resize_crop(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, size=(40, 60, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    same = load_image_tensor(tmp_path / "a.png", [40, 60])
+    assert same.shape == (3, 40, 60) and same.dtype == torch.float32
+    assert torch.equal(same, torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
+    square = load_image_tensor(tmp_path / "a.png", 28)  # cover 28x28, centre crop
+    assert square.shape == (3, 28, 28) and 0 <= square.min() and square.max() <= 1
+    wide = load_image_tensor(tmp_path / "a.png", (20, 60))  # crop rows only, no resize
+    assert torch.equal(wide, same[:, 10:30, :])

@@ -1,0 +1,117 @@
+# Decoder stage (feature inversion): per backbone of `features.backbones`, train a tiny conv
+# decoder from the cached patch features to RGB, evaluate it on the test split next to the
+# bicubic-thumbnail and mean-image baselines, then one comparison table for all backbones.
+import json
+
+from reconlab.config import DECODER_EVAL_KEYS
+
+
+def decoder_train_section():
+    """The `decoder` section without its evaluation-only keys: editing those never retrains."""
+    cfg = {k: v for k, v in config["decoder"].items() if k not in DECODER_EVAL_KEYS}
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+DECODER_GPU = 1 if config["decoder"]["device"] == "cuda" else 0
+
+
+rule train_decoder:
+    input:
+        features=rules.cache_features.output.cache,
+        manifest=rules.prepare_images.output.manifest,
+    output:
+        model="results/decoder/{backbone}/model.safetensors",
+        train_log="results/decoder/{backbone}/train_log.csv",
+        info="results/decoder/{backbone}/train.json",
+    log:
+        "logs/decoder/train_decoder_{backbone}.log",
+    wildcard_constraints:
+        backbone="[A-Za-z0-9_]+",
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        gpu=DECODER_GPU,
+    params:
+        cfg=decoder_train_section(),
+        code=code(
+            "decoder/model.py",
+            "decoder/train.py",
+            "decoder/data.py",
+            "decoder/study.py",
+            "features/cache.py",
+            "features/images.py",
+            "checkpoint.py",
+            "runtime.py",
+            "io.py",
+        ),
+    shell:
+        # The resumable checkpoint lives in .ckpt/, which is no output: Snakemake keeps it
+        # when a killed job is rerun, and the rerun continues from it.
+        "reconlab train-decoder --params {params.cfg:q} --features {input.features}"
+        " --manifest {input.manifest} --out $(dirname {output.model}) --threads {threads}"
+        " --checkpoint $(dirname {output.model})/.ckpt/last.pt 2>&1 | tee {log}"
+
+
+rule evaluate_decoder:
+    input:
+        features=rules.cache_features.output.cache,
+        manifest=rules.prepare_images.output.manifest,
+        model=rules.train_decoder.output.model,
+        train_log=rules.train_decoder.output.train_log,
+    output:
+        metrics="results/decoder/{backbone}/metrics.json",
+        per_sample="results/decoder/{backbone}/per_sample.csv",
+        samples=directory("results/decoder/{backbone}/samples"),
+        comparison="results/decoder/{backbone}/comparison.png",
+        loss_plot="results/decoder/{backbone}/loss_plot.png",
+    log:
+        "logs/decoder/evaluate_decoder_{backbone}.log",
+    wildcard_constraints:
+        backbone="[A-Za-z0-9_]+",
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        gpu=DECODER_GPU,
+    params:
+        cfg=section("decoder"),
+        code=code(
+            "decoder/evaluate.py",
+            "decoder/baselines.py",
+            "decoder/perceptual.py",
+            "decoder/plots.py",
+            "decoder/model.py",
+            "decoder/data.py",
+            "decoder/study.py",
+            "evaluation/image_metrics.py",
+            "features/cache.py",
+            "features/images.py",
+            "io.py",
+        ),
+    shell:
+        "reconlab evaluate-decoder --params {params.cfg:q} --features {input.features}"
+        " --manifest {input.manifest} --model {input.model} --out $(dirname {output.metrics})"
+        " --threads {threads} 2>&1 | tee {log}"
+
+
+rule summarize_decoder:
+    input:
+        metrics=expand(rules.evaluate_decoder.output.metrics, backbone=FEATURE_BACKBONES),
+    output:
+        metrics="metrics/decoder.json",
+        table="results/decoder/comparison.csv",
+    log:
+        "logs/decoder/summarize_decoder.log",
+    params:
+        code=code("decoder/study.py", "io.py"),
+    shell:
+        "reconlab summarize-decoder {input.metrics} --metrics {output.metrics}"
+        " --table {output.table} 2>&1 | tee {log}"
+
+
+TARGETS["decoder"] = [
+    rules.summarize_decoder.output.metrics,
+    rules.summarize_decoder.output.table,
+    *expand(rules.evaluate_decoder.output.comparison, backbone=FEATURE_BACKBONES),
+    *expand(rules.evaluate_decoder.output.loss_plot, backbone=FEATURE_BACKBONES),
+    *expand(rules.evaluate_decoder.output.samples, backbone=FEATURE_BACKBONES),
+]

@@ -1,0 +1,117 @@
+# Diagnostics stage: dense-feature diagnostics of the cached patch tokens (no model runs here).
+# One job per backbone (PCA maps, smoothness, reference-patch maps, retrieval), one job per
+# DINOv2 / DINOv3 pair drawn side by side at an equal patch grid, and the scalars DVC diffs.
+
+DIAGNOSED_BACKBONES = config["diagnostics"]["backbones"] or FEATURE_BACKBONES
+for _b in DIAGNOSED_BACKBONES:
+    if _b not in FEATURE_BACKBONES:
+        raise WorkflowError(
+            f"params: diagnostics.backbones: {_b!r} is not a features.backbones id "
+            f"({', '.join(FEATURE_BACKBONES)})"
+        )
+# Pairs whose two ids are both diagnosed; the others are skipped (e.g. a config with one backbone).
+COMPARED_PAIRS = [
+    p
+    for p in config["diagnostics"]["compare"]
+    if p[0] in DIAGNOSED_BACKBONES and p[1] in DIAGNOSED_BACKBONES
+]
+DIAGNOSTICS_CODE = code(
+    "diagnostics/__init__.py",
+    "diagnostics/figures.py",
+    "diagnostics/grid.py",
+    "diagnostics/inputs.py",
+    "diagnostics/pca.py",
+    "diagnostics/reference.py",
+    "diagnostics/retrieval.py",
+    "diagnostics/run.py",
+    "diagnostics/smoothness.py",
+    "features/cache.py",
+    "features/images.py",
+    "data/decode.py",
+    "io.py",
+)
+
+
+rule dino_diagnostics:
+    input:
+        cache=rules.cache_features.output.cache,
+        manifest=rules.prepare_images.output.manifest,
+    output:
+        metrics="results/diagnostics/{backbone}/metrics.json",
+        per_image="results/diagnostics/{backbone}/per_image.csv",
+        maps="results/diagnostics/{backbone}/maps.png",
+        smoothness="results/diagnostics/{backbone}/smoothness.png",
+    log:
+        "logs/diagnostics/dino_diagnostics_{backbone}.log",
+    wildcard_constraints:
+        backbone="[A-Za-z0-9_]+",
+    conda:
+        "../envs/reconlab.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        cfg=section("diagnostics"),
+        code=DIAGNOSTICS_CODE,
+        out=subpath(output.metrics, parent=True),
+    shell:
+        "reconlab dino-diagnostics --params {params.cfg:q} --cache {input.cache}"
+        " --prepared $(dirname {input.manifest}) --out {params.out} 2>&1 | tee {log}"
+
+
+rule compare_backbones:
+    input:
+        first=lambda wc: expand(rules.cache_features.output.cache, backbone=wc.first),
+        second=lambda wc: expand(rules.cache_features.output.cache, backbone=wc.second),
+        manifest=rules.prepare_images.output.manifest,
+    output:
+        figure="results/diagnostics/compare/{first}--{second}.png",
+        summary="results/diagnostics/compare/{first}--{second}.json",
+    log:
+        "logs/diagnostics/compare_backbones_{first}--{second}.log",
+    wildcard_constraints:
+        first="[A-Za-z0-9_]+",
+        second="[A-Za-z0-9_]+",
+    conda:
+        "../envs/reconlab.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        cfg=section("diagnostics"),
+        code=DIAGNOSTICS_CODE,
+    shell:
+        "reconlab compare-backbones --params {params.cfg:q} {input.first} {input.second}"
+        " --prepared $(dirname {input.manifest}) --figure {output.figure}"
+        " --out {output.summary} 2>&1 | tee {log}"
+
+
+rule summarize_diagnostics:
+    input:
+        metrics=expand(
+            rules.dino_diagnostics.output.metrics, backbone=DIAGNOSED_BACKBONES
+        ),
+        compare=[
+            expand(rules.compare_backbones.output.summary, first=p[0], second=p[1])[0]
+            for p in COMPARED_PAIRS
+        ],
+    output:
+        metrics="metrics/diagnostics.json",
+    log:
+        "logs/diagnostics/summarize_diagnostics.log",
+    conda:
+        "../envs/reconlab.yaml"
+    params:
+        code=code("diagnostics/run.py", "io.py"),
+    shell:
+        "reconlab summarize-diagnostics --metrics {input.metrics} --compare {input.compare}"
+        " --out {output.metrics} 2>&1 | tee {log}"
+
+
+TARGETS["diagnostics"] = [
+    *expand(rules.dino_diagnostics.output.maps, backbone=DIAGNOSED_BACKBONES),
+    *expand(rules.dino_diagnostics.output.smoothness, backbone=DIAGNOSED_BACKBONES),
+    *[
+        expand(rules.compare_backbones.output.figure, first=p[0], second=p[1])[0]
+        for p in COMPARED_PAIRS
+    ],
+    rules.summarize_diagnostics.output.metrics,
+]

@@ -1,0 +1,58 @@
+# Features stage: one verified DINOv2 / DINOv3 token cache per backbone (data/features/{id}),
+# then a summary that re-verifies every shard for the report and DVC metrics.
+from reconlab.features.params import backbone_ids, backbone_section, weights_files
+
+FEATURE_BACKBONES = backbone_ids(config["features"])
+
+
+rule cache_features:
+    input:
+        images=rules.prepare_images.output.images,
+        manifest=rules.prepare_images.output.manifest,
+        weights=lambda wc: weights_files(config["features"], wc.backbone),
+    output:
+        cache=directory("data/features/{backbone}"),
+    log:
+        "logs/features/cache_features_{backbone}.log",
+    wildcard_constraints:
+        backbone="[A-Za-z0-9_]+",
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        gpu=1 if config["features"]["device"] == "cuda" else 0,
+    params:
+        cfg=lambda wc: backbone_section(config["features"], wc.backbone),
+        code=code(
+            "features/backbones.py",
+            "features/build.py",
+            "features/cache.py",
+            "features/extract.py",
+            "features/images.py",
+            "data/decode.py",
+            "io.py",
+            "runtime.py",
+        ),
+    shell:
+        "reconlab cache-features --params {params.cfg:q} --backbone {wildcards.backbone}"
+        " --prepared $(dirname {input.manifest}) --out {output.cache} 2>&1 | tee {log}"
+
+
+rule summarize_features:
+    input:
+        caches=expand(rules.cache_features.output.cache, backbone=FEATURE_BACKBONES),
+    output:
+        summary="results/features/summary.json",
+        metrics="metrics/features.json",
+    log:
+        "logs/features/summarize_features.log",
+    params:
+        code=code("features/summary.py", "features/cache.py", "io.py"),
+    shell:
+        "reconlab summarize-features {input.caches} --out {output.summary}"
+        " --metrics {output.metrics} 2>&1 | tee {log}"
+
+
+TARGETS["features"] = [
+    rules.summarize_features.output.summary,
+    rules.summarize_features.output.metrics,
+]

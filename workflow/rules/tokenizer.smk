@@ -1,0 +1,143 @@
+# Tokenizer stage: train one VQ tokenizer per variant, evaluate it per resolution, JPEG baseline
+# on the same test photos, then figures + metrics/tokenizer.json.
+import json
+
+TOKENIZER_VARIANTS = config["tokenizer"]["variants"]
+TOKENIZER_RESOLUTIONS = sorted(config["tokenizer"]["eval"]["resolutions"])
+
+
+def tokenizer_params(*keys):
+    """Only the keys of the tokenizer section a rule uses: editing eval never retrains."""
+    sec = config["tokenizer"]
+    return json.dumps({k: sec[k] for k in keys}, sort_keys=True, separators=(",", ":"))
+
+
+rule train_tokenizer:
+    input:
+        images=rules.prepare_images.output.images,
+        manifest=rules.prepare_images.output.manifest,
+    output:
+        model="results/tokenizer/{variant}/model.safetensors",
+        train_log="results/tokenizer/{variant}/train_log.json",
+        curve="results/tokenizer/{variant}/train_log.csv",
+    log:
+        "logs/tokenizer/train_{variant}.log",
+    wildcard_constraints:
+        variant="f[0-9]+[A-Za-z0-9.-]+",
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
+    params:
+        cfg=tokenizer_params(
+            "seed",
+            "device",
+            "precision",
+            "model",
+            "quantizer",
+            "loss",
+            "perceptual",
+            "train",
+        ),
+        code=code(
+            "tokenizer/model.py",
+            "tokenizer/quantizers.py",
+            "tokenizer/losses.py",
+            "tokenizer/train.py",
+            "tokenizer/codebook.py",
+            "checkpoint.py",
+            "runtime.py",
+            "io.py",
+        ),
+        checkpoint="results/tokenizer/.checkpoints/{variant}.pt",
+    shell:
+        "reconlab tokenizer-train --params {params.cfg:q} --variant {wildcards.variant}"
+        " --images {input.images} --out $(dirname {output.model})"
+        " --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+
+
+rule evaluate_tokenizer:
+    input:
+        model=rules.train_tokenizer.output.model,
+        manifest=rules.prepare_images.output.manifest,
+        images=rules.prepare_images.output.images,
+    output:
+        evals=expand(
+            "results/tokenizer/{{variant}}/eval_{res}.json", res=TOKENIZER_RESOLUTIONS
+        ),
+        test_split="results/tokenizer/{variant}/test_split.json",
+    log:
+        "logs/tokenizer/evaluate_{variant}.log",
+    wildcard_constraints:
+        variant="f[0-9]+[A-Za-z0-9.-]+",
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
+    params:
+        cfg=tokenizer_params("device", "precision", "train", "eval"),
+        source=config["data"]["source"],
+        code=code(
+            "tokenizer/evaluate.py",
+            "tokenizer/tiling.py",
+            "tokenizer/memory.py",
+            "tokenizer/jpeg.py",
+            "tokenizer/model.py",
+            "tokenizer/quantizers.py",
+            "tokenizer/train.py",
+            "tokenizer/codebook.py",
+            "evaluation/image_metrics.py",
+        ),
+    shell:
+        "reconlab tokenizer-evaluate --params {params.cfg:q} --model {input.model}"
+        " --manifest {input.manifest} --data-source {params.source:q}"
+        " --out $(dirname {output.test_split}) 2>&1 | tee {log}"
+
+
+rule jpeg_baseline:
+    input:
+        manifest=rules.prepare_images.output.manifest,
+    output:
+        csv="results/tokenizer/jpeg/jpeg.csv",
+    log:
+        "logs/tokenizer/jpeg_baseline.log",
+    params:
+        cfg=tokenizer_params("eval", "jpeg"),
+        source=config["data"]["source"],
+        code=code(
+            "tokenizer/jpeg.py", "tokenizer/evaluate.py", "evaluation/image_metrics.py"
+        ),
+    shell:
+        "reconlab tokenizer-jpeg --params {params.cfg:q} --manifest {input.manifest}"
+        " --data-source {params.source:q} --out {output.csv} 2>&1 | tee {log}"
+
+
+rule summarize_tokenizer:
+    input:
+        evals=expand(rules.evaluate_tokenizer.output.evals, variant=TOKENIZER_VARIANTS),
+        splits=expand(
+            rules.evaluate_tokenizer.output.test_split, variant=TOKENIZER_VARIANTS
+        ),
+        jpeg=rules.jpeg_baseline.output.csv,
+    output:
+        metrics="metrics/tokenizer.json",
+        psnr_vs_bpp="results/tokenizer/psnr_vs_bpp.png",
+        scaling="results/tokenizer/resolution_scaling.png",
+        summary="results/tokenizer/summary.csv",
+    log:
+        "logs/tokenizer/summarize_tokenizer.log",
+    params:
+        cfg=tokenizer_params("variants", "eval"),
+        code=code("tokenizer/plots.py", "tokenizer/jpeg.py", "io.py"),
+    shell:
+        "reconlab tokenizer-summarize --params {params.cfg:q} --results $(dirname {output.summary})"
+        " --jpeg {input.jpeg} --metrics {output.metrics}"
+        " --figures $(dirname {output.summary}) 2>&1 | tee {log}"
+
+
+TARGETS["tokenizer"] = [
+    rules.summarize_tokenizer.output.metrics,
+    rules.summarize_tokenizer.output.psnr_vs_bpp,
+    rules.summarize_tokenizer.output.scaling,
+    rules.summarize_tokenizer.output.summary,
+]
