@@ -9,6 +9,10 @@ configfile: "params.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/decoder.smk"
+include: "workflow/rules/diagnostics.smk"
+include: "workflow/rules/sparse.smk"
+include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/report.smk"
 
 

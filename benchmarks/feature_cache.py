@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="torch.compile reconlab's forward")
+    parser.add_argument("--no-fast-path", action="store_true", help="plain bf16 eager modules")
     args = parser.parse_args()
 
     import timm
@@ -129,7 +130,14 @@ def main() -> None:
         return torch.cat(outs)
 
     backbone = load_backbone(args.model, weights, args.size)
-    extractor = FeatureExtractor(backbone, "cpu", "bf16", compile=args.compile)
+    extractor = FeatureExtractor(
+        backbone,
+        "cpu",
+        "bf16",
+        compile=args.compile,
+        batch_size=bs,
+        fast_path=not args.no_fast_path,
+    )
 
     def run_reconlab() -> torch.Tensor:
         outs = []

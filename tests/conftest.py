@@ -15,7 +15,8 @@ BIN = Path(sys.executable).parent
 # What a pipeline run needs; outputs, caches and the venv stay behind.
 PROJECT_FILES = ["Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore"]
 PROJECT_DIRS = ["workflow", "config", "src", "profiles"]
-SMOKE = ["--configfile", "config/offline.yaml", "--configfile", "config/smoke.yaml"]
+# One --configfile with both files: Snakemake keeps only the last of repeated --configfile flags.
+SMOKE = ["--configfile", "config/offline.yaml", "config/smoke.yaml"]
 
 
 def project_env(project: Path) -> dict[str, str]:

@@ -34,7 +34,7 @@ def make_prepared(root, size=32):
     return files
 
 
-def make_cache(root, files, grid, patch_size, weights_id="random:0", seed=0, dim=8):
+def make_cache(root, files, grid, patch_size, weights_id="random:0", seed=0, dim=8, layers=()):
     """A cache whose CLS and mean patch token identify the source photo (retrieval is perfect),
     and whose patch grid is constant per image (smoothness exactly 1)."""
     g = torch.Generator().manual_seed(seed)
@@ -49,6 +49,10 @@ def make_cache(root, files, grid, patch_size, weights_id="random:0", seed=0, dim
         for k, start in enumerate(range(0, len(srcs), 3)):  # several shards per split
             sl = slice(start, start + 3)
             t = {"cls": cls[sl].to(torch.bfloat16), "patch": patch[sl].to(torch.bfloat16)}
+            for layer in layers:  # an intermediate layer: noise, so smoothness is far from 1
+                t[f"patch_layer{layer}"] = torch.randn(patch[sl].shape, generator=g).to(
+                    torch.bfloat16
+                )
             shards.append(write_shard(root / split / shard_name(k), t))
         splits[split] = {"count": len(srcs), "files": split_files, "shards": shards}
     index = {
@@ -63,7 +67,7 @@ def make_cache(root, files, grid, patch_size, weights_id="random:0", seed=0, dim
         "grid": [h, w],
         "embed_dim": dim,
         "num_prefix_tokens": 1,
-        "layers": [],
+        "layers": list(layers),
         "splits": splits,
     }
     write_index(root, index)
@@ -85,6 +89,12 @@ def test_backbone_diagnostics_metrics_and_outputs(setup):
     m = diagnose_backbone(v2, prepared, cfg, tmp / "out")
     for name in ("metrics.json", "per_image.csv", "maps.png", "smoothness.png"):
         assert (tmp / "out" / name).stat().st_size > 0
+    from safetensors.torch import load_file
+
+    arrays = load_file(tmp / "out" / "maps.safetensors")
+    assert arrays["pca_rgb"].shape == (3, 4, 4, 3) and arrays["reference"].shape == (3, 4, 4)
+    assert arrays["foreground"].dtype == torch.uint8
+    torch.testing.assert_close(arrays["smoothness"], torch.ones(3, 4, 4), atol=1e-5, rtol=0)
     on_disk = json.loads((tmp / "out" / "metrics.json").read_text())
     assert on_disk == m
     assert m["untrained"] is True and m["weights"] == "random:0"
@@ -117,7 +127,7 @@ def test_compare_resamples_the_larger_grid_and_states_it(setup):
     r = compare_backbones([v2, v3], prepared, cfg, tmp / "cmp.png", tmp / "cmp.json")
     assert r["grid"] == [2, 2] and all(e["resampled"] for e in r["per_backbone"].values())
 
-    s = summarize([tmp / "cmp.json"][:0], [tmp / "cmp.json"], tmp / "metrics.json")
+    s = summarize([], [tmp / "cmp.json"], tmp / "metrics.json")
     assert s["compare"]["v2--v3"]["grid_cells"] == 4
     assert s["compare"]["v2--v3"]["smoothness_mean_equal_grid_v2"] == pytest.approx(1, abs=1e-5)
 
@@ -176,3 +186,64 @@ def test_cli_commands(setup, capsys):
     bad = json.dumps({"reference_point": [2, 0.5]})
     assert main(["dino-diagnostics", "--params", bad, "--cache", str(v2), "--out", str(out)]) == 1
     assert "diagnostics.reference_point" in capsys.readouterr().err
+
+
+def test_report_section_and_untrained_marks(setup):
+    import matplotlib.pyplot as plt
+
+    from reconlab.diagnostics.figures import untrained_mark
+    from reconlab.report.context import ReportContext
+    from reconlab.report.sections import diagnostics as section
+
+    tmp, prepared, v2, v3 = setup
+    results = tmp / "results"
+    ctx = ReportContext(results=results, metrics=tmp / "metrics")
+    assert section.render(ctx) is None  # nothing run yet: no section
+    cfg = DiagnosticsConfig(split="test", images=2)
+    diagnose_backbone(v2, prepared, cfg, results / "diagnostics" / "v2")
+    diagnose_backbone(v3, prepared, cfg, results / "diagnostics" / "v3")
+    compare_backbones(
+        [v2, v3],
+        prepared,
+        cfg,
+        results / "diagnostics/compare/v2--v3.png",
+        results / "diagnostics/compare/v2--v3.json",
+    )
+    html = section.render(ctx)
+    assert "untrained backbone (random:0)" in html
+    assert html.count("<tr>") == 6  # (header + two backbones) in each of two tables
+    assert "<td>True</td>" in html and "<td>3x3</td>" in html  # v2's 4x4 resampled to 3x3
+    assert html.count('src="data:image/png;base64,') == 5  # pair + 2 x (maps, smoothness)
+
+    fig = plt.figure()
+    untrained_mark(fig, ["abc123", "random:3"])
+    assert [t.get_text() for t in fig.texts] == [
+        "UNTRAINED — random weights (random:3): not a pretrained result"
+    ]
+    fig2 = plt.figure()
+    untrained_mark(fig2, ["abc123"])
+    assert fig2.texts == []
+    plt.close("all")
+
+
+def test_two_runs_write_identical_metrics(setup):
+    tmp, prepared, v2, _ = setup
+    cfg = DiagnosticsConfig(split="train", images=2)
+    diagnose_backbone(v2, prepared, cfg, tmp / "a")
+    diagnose_backbone(v2, prepared, cfg, tmp / "b")
+    for name in ("metrics.json", "per_image.csv"):
+        assert (tmp / "a" / name).read_bytes() == (tmp / "b" / name).read_bytes()
+
+
+def test_an_intermediate_layer_is_read_when_asked(tmp_path):
+    prepared = tmp_path / "prepared"
+    cache = make_cache(tmp_path / "v2", make_prepared(prepared), (4, 4), 14, layers=(1,))
+    final = diagnose_backbone(cache, prepared, DiagnosticsConfig(), tmp_path / "final")
+    mid = diagnose_backbone(cache, prepared, DiagnosticsConfig(layer=1), tmp_path / "mid")
+    assert final["tensor"] == "patch" and mid["tensor"] == "patch_layer1"
+    assert final["smoothness_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert abs(mid["smoothness_mean"]) < 0.5  # independent noise per patch
+    with pytest.raises(
+        ValueError, match=r"diagnostics.layer: .* caches no layer 7 \(cached: \[1\]"
+    ):
+        diagnose_backbone(cache, prepared, DiagnosticsConfig(layer=7), tmp_path / "x")

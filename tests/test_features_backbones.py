@@ -146,3 +146,42 @@ def test_unknown_model_name_suggests_close_names():
     with pytest.raises(ValueError, match=r"did you mean .*vit_small_patch14_dinov2"):
         check_model_name("vit_small_patch14_dinov", "features.backbones[0].model")
     check_model_name(DINOV3)  # a tagged name is fine
+
+
+@pytest.mark.parametrize("name", [DINOV2, DINOV3], ids=["v2", "v3"])
+def test_fast_path_computes_the_same_function(name):
+    bb = load_backbone(name, "random", SIZES[name], **TINY)
+    with torch.no_grad():  # trained-like LayerScale, so folding it matters
+        for module in bb.model.modules():
+            for attr in ("gamma", "gamma_1", "gamma_2"):
+                gamma = getattr(module, attr, None)
+                if isinstance(gamma, torch.nn.Parameter):
+                    gamma.uniform_(0.1, 1.0)
+    x = images(n=3, size=SIZES[name])
+    ref = FeatureExtractor(bb, "cpu", "fp32", fast_path=False)(x)
+    folded = FeatureExtractor(bb, "cpu", "fp32")(x)
+    assert torch.allclose(folded.patch, ref.patch, atol=1e-4)
+    assert torch.allclose(folded.cls, ref.cls, atol=1e-4)
+    fast = FeatureExtractor(bb, "cpu", "bf16")
+    if torch.backends.mkldnn.is_available():
+        assert fast.prepacked == 4 * TINY["depth"]  # qkv, proj, fc1 (+GELU), fc2 per block
+    cos = torch.nn.functional.cosine_similarity(fast(x).patch.float(), ref.patch, dim=-1)
+    assert cos.mean() > 0.999
+    assert sum(isinstance(m, torch.nn.Linear) for m in bb.model.modules()) == 4 * TINY["depth"]
+
+
+def test_pretrained_loads_from_the_hugging_face_cache_without_network(tmp_path, monkeypatch):
+    """A hub cache filled beforehand (e.g. copied from a networked machine) is used offline."""
+    source = load_backbone(DINOV3, "random", (32, 48), seed=5, **TINY)
+    snapshot = tmp_path / "models--timm--vit_small_patch16_dinov3.lvd1689m" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    state = {k: v.contiguous() for k, v in source.model.state_dict().items()}
+    save_file(state, str(snapshot / "model.safetensors"))
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    bb = load_backbone(DINOV3, "pretrained", (32, 48), **TINY)
+    assert bb.weights_id == "hub:timm/vit_small_patch16_dinov3.lvd1689m@abc123"
+    assert not bb.untrained
+    x = images(size=(32, 48))
+    assert torch.equal(features(bb, x).patch, features(source, x).patch)

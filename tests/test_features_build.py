@@ -16,7 +16,10 @@ from reconlab.features.build import cache_features
 from reconlab.features.cache import FeatureCache
 from reconlab.features.extract import FeatureExtractor
 from reconlab.features.images import load_image_tensor
-from reconlab.io import sha256_file, write_csv
+from reconlab.features.summary import features_metrics, summarize_caches
+from reconlab.io import sha256_file, write_csv, write_json
+from reconlab.report.context import ReportContext
+from reconlab.report.sections import features as report_section
 
 DINOV2 = "vit_small_patch14_dinov2.lvd142m"
 TINY = {"depth": 2}
@@ -90,6 +93,17 @@ def test_cache_holds_the_backbone_tokens_of_every_image_in_manifest_order(prepar
     assert torch.allclose(train.cls, direct.cls, atol=1e-4)
     assert torch.allclose(train.tensor("patch_layer0"), direct.layers[0], atol=1e-4)
 
+    # The summary the report and DVC read, and the report section with its untrained badge.
+    rows = summarize_caches([out])
+    assert rows[0]["count"] == SPLIT_SIZES and rows[0]["weights_id"] == "random:0"
+    assert features_metrics(rows) == {
+        "v2": {"untrained": True, "tokens_per_image": 6, "embed_dim": 384,
+               "count_train": 5, "count_val": 2, "count_test": 1}
+    }  # fmt: skip
+    write_json(tmp_path / "results/features/summary.json", {"backbones": rows})
+    html = report_section.render(ReportContext(tmp_path / "results", tmp_path / "metrics"))
+    assert "untrained backbone (random:0)" in html and "<td>2x3</td>" in html
+
 
 def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(
     prepared, tmp_path, capsys
@@ -107,7 +121,10 @@ def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(
     stat0 = shard0.stat()
 
     bad.write_bytes(good_bytes)
+    stray = work / "train" / ".shard_00001.safetensors.x1y2.tmp"  # as a kill -9 mid-write leaves
+    stray.write_bytes(b"\0" * 100)
     cache_features(section(), "v2", prepared, out, progress_bar=False, **TINY)
+    assert not list(out.rglob("*.tmp"))
     reused = out / "train" / "shard_00000.safetensors"
     assert reused.stat().st_ino == stat0.st_ino  # the same file, moved into place, not rewritten
     FeatureCache.open(out).split("train").verify()

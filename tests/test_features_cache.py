@@ -151,3 +151,16 @@ def test_load_image_tensor_identity_and_resize_crop(tmp_path):
     assert square.shape == (3, 28, 28) and 0 <= square.min() and square.max() <= 1
     wide = load_image_tensor(tmp_path / "a.png", (20, 60))  # crop rows only, no resize
     assert torch.equal(wide, same[:, 10:30, :])
+
+
+def test_reading_one_row_does_not_load_the_shard(tmp_path):
+    import psutil
+
+    path = tmp_path / "big.safetensors"
+    write_shard(path, {"cls": torch.ones(200, 384), "patch": torch.ones(200, 16, 16, 384)})
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    patch = mmap_tensors(path, ["patch"])["patch"]
+    assert patch[7].sum().item() == 16 * 16 * 384
+    grown = proc.memory_info().rss - before
+    assert grown < path.stat().st_size / 4, f"RSS grew {grown / 1e6:.1f} MB for one row"

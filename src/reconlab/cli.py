@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "reconlab.decoder.cli",
     "reconlab.tokenizer.cli",
     "reconlab.diagnostics.cli",
+    "reconlab.sparse.cli",
     "reconlab.report.cli",
     "reconlab.dvcops",
 ]

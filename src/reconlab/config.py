@@ -174,7 +174,7 @@ class FeaturesConfig:
 
     seed: int = 0  # seed of every `weights: random` initialisation
     dtype: str = "bf16"  # storage dtype of cached tokens
-    precision: str = "bf16"  # compute: bf16 / fp16 autocast or fp32
+    precision: str = "bf16"  # compute: bf16 / fp16 weights and activations, or fp32
     device: str = "auto"
     batch_size: int = 32
     shard_size: int = 256  # images per shard: bounds memory, unit of resume
@@ -182,9 +182,8 @@ class FeaturesConfig:
     threads: int | None = None
     compile: bool = False
     image_size: int | None = None  # overrides every backbone's, rounded down to its patch multiple
-    backbones: list = dataclasses.field(
-        default_factory=list
-    )  # [{id, model, weights, image_size, layers}]
+    # [{id, model, weights: pretrained | random | a file, image_size, layers}]
+    backbones: list = dataclasses.field(default_factory=list)
 
     def backbone(self, backbone_id: str) -> tuple[int, dict]:
         """(position, entry) of backbone ``backbone_id``; ValueError naming the known ids."""
@@ -261,3 +260,21 @@ class DiagnosticsConfig:
     recall_at: list = dataclasses.field(default_factory=lambda: [1, 5])
     remove_directions: int = 1  # top-k background principal directions removed (0: off)
     compare_grid: list | None = None  # [h, w]; None = the smaller grid of a pair
+    layer: int | None = None  # None: final-layer patch tokens; k: cached patch_layer{k}
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseConfig:
+    """``sparse``: the sparse-query flow-matching study (nested sections stay plain dicts;
+    the schema fills their defaults). A cell's own view is ``sparse.grid.cell_config``."""
+
+    mask_seed: int = 0  # evaluation masks: identical for every cell and baseline
+    observed: int = 51  # observed pixels per field (5% of 32x32)
+    queries: int = 200  # random query pixels per field and training step
+    model: dict = dataclasses.field(default_factory=dict)  # backbone, width, fourier, ...
+    train: dict = dataclasses.field(default_factory=dict)  # steps, batch_size, lr, ...
+    sampler: dict = dataclasses.field(default_factory=dict)  # ODE method and steps
+    techniques: dict = dataclasses.field(default_factory=dict)  # settings of the ten techniques
+    grid: dict = dataclasses.field(default_factory=dict)  # searched techniques, rounds, seeds
+    baselines: dict = dataclasses.field(default_factory=dict)  # interpolation methods
+    overfit: dict = dataclasses.field(default_factory=dict)  # one-field capacity check

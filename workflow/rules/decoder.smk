@@ -5,11 +5,12 @@ import json
 
 from reconlab.config import DECODER_EVAL_KEYS
 
-
-def decoder_train_section():
-    """The `decoder` section without its evaluation-only keys: editing those never retrains."""
-    cfg = {k: v for k, v in config["decoder"].items() if k not in DECODER_EVAL_KEYS}
-    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+# The `decoder` section without its evaluation-only keys: editing those never retrains.
+DECODER_TRAIN_CFG = json.dumps(
+    {k: v for k, v in config["decoder"].items() if k not in DECODER_EVAL_KEYS},
+    sort_keys=True,
+    separators=(",", ":"),
+)
 
 
 DECODER_GPU = 1 if config["decoder"]["device"] == "cuda" else 0
@@ -32,7 +33,7 @@ rule train_decoder:
         mem_mb=4000,
         gpu=DECODER_GPU,
     params:
-        cfg=decoder_train_section(),
+        cfg=DECODER_TRAIN_CFG,
         code=code(
             "decoder/model.py",
             "decoder/train.py",
@@ -95,7 +96,9 @@ rule evaluate_decoder:
 
 rule summarize_decoder:
     input:
-        metrics=expand(rules.evaluate_decoder.output.metrics, backbone=FEATURE_BACKBONES),
+        metrics=expand(
+            rules.evaluate_decoder.output.metrics, backbone=FEATURE_BACKBONES
+        ),
     output:
         metrics="metrics/decoder.json",
         table="results/decoder/comparison.csv",

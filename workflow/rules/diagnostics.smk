@@ -39,6 +39,7 @@ rule dino_diagnostics:
     output:
         metrics="results/diagnostics/{backbone}/metrics.json",
         per_image="results/diagnostics/{backbone}/per_image.csv",
+        arrays="results/diagnostics/{backbone}/maps.safetensors",
         maps="results/diagnostics/{backbone}/maps.png",
         smoothness="results/diagnostics/{backbone}/smoothness.png",
     log:

@@ -1,15 +1,9 @@
 # Tokenizer stage: train one VQ tokenizer per variant, evaluate it per resolution, JPEG baseline
 # on the same test photos, then figures + metrics/tokenizer.json.
-import json
+from reconlab.tokenizer.params import section_subset
 
 TOKENIZER_VARIANTS = config["tokenizer"]["variants"]
 TOKENIZER_RESOLUTIONS = sorted(config["tokenizer"]["eval"]["resolutions"])
-
-
-def tokenizer_params(*keys):
-    """Only the keys of the tokenizer section a rule uses: editing eval never retrains."""
-    sec = config["tokenizer"]
-    return json.dumps({k: sec[k] for k in keys}, sort_keys=True, separators=(",", ":"))
 
 
 rule train_tokenizer:
@@ -29,7 +23,8 @@ rule train_tokenizer:
         mem_mb=4000,
         gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
     params:
-        cfg=tokenizer_params(
+        cfg=section_subset(
+            config,
             "seed",
             "device",
             "precision",
@@ -75,7 +70,7 @@ rule evaluate_tokenizer:
         mem_mb=8000,
         gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
     params:
-        cfg=tokenizer_params("device", "precision", "train", "eval"),
+        cfg=section_subset(config, "device", "precision", "train", "eval"),
         source=config["data"]["source"],
         code=code(
             "tokenizer/evaluate.py",
@@ -102,7 +97,7 @@ rule jpeg_baseline:
     log:
         "logs/tokenizer/jpeg_baseline.log",
     params:
-        cfg=tokenizer_params("eval", "jpeg"),
+        cfg=section_subset(config, "eval", "jpeg"),
         source=config["data"]["source"],
         code=code(
             "tokenizer/jpeg.py", "tokenizer/evaluate.py", "evaluation/image_metrics.py"
@@ -127,7 +122,7 @@ rule summarize_tokenizer:
     log:
         "logs/tokenizer/summarize_tokenizer.log",
     params:
-        cfg=tokenizer_params("variants", "eval"),
+        cfg=section_subset(config, "variants", "eval"),
         code=code("tokenizer/plots.py", "tokenizer/jpeg.py", "io.py"),
     shell:
         "reconlab tokenizer-summarize --params {params.cfg:q} --results $(dirname {output.summary})"

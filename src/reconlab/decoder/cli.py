@@ -70,7 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=Path, required=True, help="data/features/{backbone}")
     p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
     p.add_argument("--out", type=Path, required=True, help="results/decoder/{backbone}")
-    p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default OUT/.ckpt/last.pt)")
+    p.add_argument(
+        "--checkpoint", type=Path, help="resumable checkpoint (default OUT/.ckpt/last.pt)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, help="CPU threads (default: every core available)")
     p.set_defaults(func=_train)

@@ -102,7 +102,9 @@ def evaluate_decoder(
         if lpips is not None:
             row["lpips"] = lpips_values[i]
         rows.append(row)
-    stacked = {k: torch.cat(v) if v else torch.empty(0, dtype=torch.uint8) for k, v in samples.items()}
+    stacked = {
+        k: torch.cat(v) if v else torch.empty(0, dtype=torch.uint8) for k, v in samples.items()
+    }
     return Evaluation(summary, rows, stacked)
 
 

@@ -19,10 +19,7 @@ from safetensors.torch import load_file, save_file
 from reconlab.config import DECODER_EVAL_KEYS, DecoderConfig
 from reconlab.decoder.baselines import mean_image
 from reconlab.decoder.data import load_split
-from reconlab.decoder.evaluate import evaluate_decoder, per_sample_fields
 from reconlab.decoder.model import count_parameters
-from reconlab.decoder.perceptual import load_lpips
-from reconlab.decoder.plots import compare_pred_target, comparison_grid, loss_plot, save_png
 from reconlab.decoder.train import LOG_FIELDS, build_decoder, train_decoder
 from reconlab.features.cache import FeatureCache
 from reconlab.io import atomic_dir, atomic_path, read_csv, read_json, write_csv, write_json
@@ -115,13 +112,20 @@ def run_evaluation(
     cfg: DecoderConfig, features: Path, prepared: Path, model_file: Path, out: Path
 ) -> dict[str, Any]:
     """Evaluate on the test split; write metrics.json, per_sample.csv, samples/ and figures."""
+    # Imported here, not at the top: torchmetrics and matplotlib cost seconds that training skips.
+    from reconlab.decoder.evaluate import evaluate_decoder, per_sample_fields
+    from reconlab.decoder.perceptual import load_lpips
+    from reconlab.decoder.plots import compare_pred_target, comparison_grid, loss_plot, save_png
+
     cache = FeatureCache.open(features)
     device = resolve_device(cfg.device)
     model, info = load_trained(model_file, device)
     identity = cache_identity(cache)
     if info["features"] != identity:
         raise ValueError(f"{model_file}: trained on another feature cache than {cache.index_path}")
-    train_cfg = DecoderConfig(**{**info["decoder"], **{k: getattr(cfg, k) for k in DECODER_EVAL_KEYS}})
+    train_cfg = DecoderConfig(
+        **{**info["decoder"], **{k: getattr(cfg, k) for k in DECODER_EVAL_KEYS}}
+    )
     lpips, lpips_id = (None, None)
     if cfg.lpips_weights:
         lpips, lpips_id = load_lpips(cfg.lpips_weights, cfg.lpips_net)
@@ -131,7 +135,9 @@ def run_evaluation(
         raise ValueError(f"{cache.index_path}: the test split is empty; nothing to evaluate")
     prec = precision_for(device, train_cfg.precision)
     files = cache.split("test").files
-    result = evaluate_decoder(model, test, mean_image(train.images), train_cfg, device, prec, files, lpips)
+    result = evaluate_decoder(
+        model, test, mean_image(train.images), train_cfg, device, prec, files, lpips
+    )
 
     untrained = identity["untrained"]
     name = identity["backbone_id"]
@@ -152,6 +158,7 @@ def run_evaluation(
     write_json(out / "metrics.json", _finite(metrics))
     write_csv(out / "per_sample.csv", result.rows, per_sample_fields(lpips is not None))
     with atomic_dir(out / "samples") as tmp:
+        tmp.chmod(0o755)  # mkdtemp makes it private; it becomes an ordinary results folder
         for k, target in enumerate(result.samples["target"]):
             folder = tmp / f"{k:03d}_{Path(files[k]).stem}"
             save_png(result.samples["pred"][k], folder / "pred.png")
@@ -161,7 +168,9 @@ def run_evaluation(
                 folder / "compare_pred_target.png", untrained,
             )  # fmt: skip
     psnrs = [r["psnr"] for r in result.rows]
-    comparison_grid(result.samples, psnrs, out / "comparison.png", f"{name}: test images", untrained)
+    comparison_grid(
+        result.samples, psnrs, out / "comparison.png", f"{name}: test images", untrained
+    )
     log = read_csv(out / "train_log.csv") if (out / "train_log.csv").exists() else []
     loss_plot(log, out / "loss_plot.png", f"{name}: decoder loss", untrained)
     return metrics

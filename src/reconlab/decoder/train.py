@@ -17,7 +17,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm import tqdm
 
 from reconlab.checkpoint import load_checkpoint, save_checkpoint
@@ -57,6 +56,9 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, weights: dict)
     if weights.get("mse", 0.0):
         loss = loss + weights["mse"] * F.mse_loss(pred, target)
     if weights.get("ssim", 0.0):
+        # imported here: torchmetrics takes seconds to import and plain L1 runs never need it
+        from torchmetrics.functional.image import structural_similarity_index_measure
+
         ssim = structural_similarity_index_measure(pred, target, data_range=1.0)
         loss = loss + weights["ssim"] * (1.0 - ssim)
     return loss
@@ -77,7 +79,11 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def validation_loss(
-    model: nn.Module, data: DecoderDataset, cfg: DecoderConfig, device: torch.device, prec: Precision
+    model: nn.Module,
+    data: DecoderDataset,
+    cfg: DecoderConfig,
+    device: torch.device,
+    prec: Precision,
 ) -> float:
     model.eval()
     total, count = 0.0, 0

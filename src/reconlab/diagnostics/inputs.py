@@ -52,8 +52,20 @@ class PooledSplits(NamedTuple):
     patches: torch.Tensor  # (M, D) float32, an evenly strided sample of all patch tokens
 
 
-def pool_splits(cache: FeatureCache, splits: Sequence[str]) -> PooledSplits:
-    """CLS, mean-pooled patch tokens and a patch sample of ``splits``, streamed shard by shard.
+def patch_tensor(cache: FeatureCache, layer: int | None) -> str:
+    """The cached tensor the diagnostics read: ``patch`` (final layer) or ``patch_layer{k}``."""
+    if layer is None:
+        return "patch"
+    if layer not in cache.index["layers"]:
+        raise ValueError(
+            f"diagnostics.layer: {cache.index_path} caches no layer {layer} "
+            f"(cached: {cache.index['layers']}; set features.backbones[*].layers)"
+        )
+    return f"patch_layer{layer}"
+
+
+def pool_splits(cache: FeatureCache, splits: Sequence[str], tensor: str = "patch") -> PooledSplits:
+    """CLS, mean-pooled ``tensor`` tokens and a sample of them over ``splits``, shard by shard.
 
     Splits the cache does not have are ignored; memory stays bounded by one shard plus the
     :data:`MAX_DIRECTION_PATCHES` sample.
@@ -67,7 +79,7 @@ def pool_splits(cache: FeatureCache, splits: Sequence[str]) -> PooledSplits:
         files += part.files
         for shard in part.shard_tensors("cls"):
             cls.append(shard.float())
-        for shard in part.shard_tensors("patch"):
+        for shard in part.shard_tensors(tensor):
             x = shard.float()
             mean.append(x.mean((1, 2)))
             sample.append(x.reshape(-1, dim)[::stride])

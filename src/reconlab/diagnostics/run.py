@@ -17,7 +17,13 @@ import torch
 from reconlab.config import DiagnosticsConfig
 from reconlab.diagnostics import figures
 from reconlab.diagnostics.grid import RESAMPLE_METHOD, common_grid, resample_grid
-from reconlab.diagnostics.inputs import load_images, open_split, pool_splits, source_labels
+from reconlab.diagnostics.inputs import (
+    load_images,
+    open_split,
+    patch_tensor,
+    pool_splits,
+    source_labels,
+)
 from reconlab.diagnostics.pca import pca_maps
 from reconlab.diagnostics.reference import reference_cell, reference_maps
 from reconlab.diagnostics.retrieval import (
@@ -27,7 +33,7 @@ from reconlab.diagnostics.retrieval import (
 )
 from reconlab.diagnostics.smoothness import neighbour_similarity
 from reconlab.features.cache import FeatureCache, FeatureSplit
-from reconlab.io import write_csv, write_json
+from reconlab.io import atomic_path, write_csv, write_json
 
 SUMMARY_KEYS = (
     "smoothness_mean",
@@ -50,10 +56,10 @@ def finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def first_images(split: FeatureSplit, n: int) -> torch.Tensor:
+def first_images(split: FeatureSplit, n: int, tensor: str = "patch") -> torch.Tensor:
     """(min(n, N), h, w, D) float32 patch grids of the first images, reading only needed shards."""
     parts, have = [], 0
-    for shard in split.shard_tensors("patch"):
+    for shard in split.shard_tensors(tensor):
         if have >= n:
             break
         take = shard[: n - have].float()
@@ -64,10 +70,18 @@ def first_images(split: FeatureSplit, n: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def split_smoothness(split: FeatureSplit, grid: Sequence[int] | None = None):
+def write_maps(path: Path, maps: dict[str, torch.Tensor]) -> None:
+    """The figure images' maps (N, h, w[, 3]) as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in maps.items()}, str(tmp))
+
+
+def split_smoothness(split: FeatureSplit, grid: Sequence[int] | None = None, tensor: str = "patch"):
     """Per-patch (flat) and per-image neighbour similarity over a split, shard by shard."""
     per_patch, per_image = [], []
-    for shard in split.shard_tensors("patch"):
+    for shard in split.shard_tensors(tensor):
         x = shard.float() if grid is None else resample_grid(shard, grid)
         sim = neighbour_similarity(x)
         per_patch.append(sim.flatten())
@@ -99,7 +113,7 @@ def describe(cache: FeatureCache) -> str:
 
 def retrieval_block(cache: FeatureCache, manifest: Path, cfg: DiagnosticsConfig) -> dict:
     """Retrieval metrics (flat keys) for CLS and mean-pooled embeddings, before/after removal."""
-    pooled = pool_splits(cache, cfg.retrieval_splits)
+    pooled = pool_splits(cache, cfg.retrieval_splits, patch_tensor(cache, cfg.layer))
     labels = source_labels(manifest, pooled.files)
     out: dict[str, Any] = {
         "retrieval_items": len(labels),
@@ -138,14 +152,19 @@ def diagnose_backbone(
     cache_dir: Path, prepared: Path, cfg: DiagnosticsConfig, out_dir: Path
 ) -> dict[str, Any]:
     """All diagnostics of one cached backbone; writes ``out_dir/{metrics.json, per_image.csv,
-    maps.png, smoothness.png}`` and returns the metrics.
+    maps.safetensors, maps.png, smoothness.png}`` and returns the metrics.
+
+    ``maps.safetensors`` holds the maps of the figure images (rows of ``figure_images``):
+    ``pca_rgb`` and ``foreground_rgb`` (N, h, w, 3) in [0, 1], ``foreground`` (N, h, w) 0/1,
+    ``reference`` (N, h, w) cosine to the reference patch, ``smoothness`` (N, h, w) per patch.
     """
     cache = FeatureCache.open(Path(cache_dir))
     split = open_split(cache, cfg.split)
     grid_hw = cache.index["grid"]
+    tensor = patch_tensor(cache, cfg.layer)
 
-    per_patch, per_image = split_smoothness(split)
-    fig_grid = first_images(split, cfg.images)
+    per_patch, per_image = split_smoothness(split, tensor=tensor)
+    fig_grid = first_images(split, cfg.images, tensor)
     n = fig_grid.shape[0]
     ref_image = check_reference_image(cfg, n)
     maps = pca_maps(fig_grid, cfg.foreground_threshold)
@@ -160,6 +179,7 @@ def diagnose_backbone(
         **provenance(cache),
         "stage": "diagnostics",
         "split": cfg.split,
+        "tensor": tensor,
         "images": len(split),
         "smoothness_mean": finite(per_image.mean()),
         "smoothness_std": finite(per_image.std()) if len(per_image) > 1 else None,
@@ -181,6 +201,16 @@ def diagnose_backbone(
         for f, s, v in zip(split.files, labels, per_image, strict=True)
     ]
     write_csv(out_dir / "per_image.csv", rows, ["file", "source", "smoothness"])
+    write_maps(
+        out_dir / "maps.safetensors",
+        {
+            "pca_rgb": maps.rgb,
+            "foreground": maps.foreground.to(torch.uint8),
+            "foreground_rgb": maps.foreground_rgb,
+            "reference": ref,
+            "smoothness": neighbour_similarity(fig_grid),
+        },
+    )
     images = load_images(prepared, split.files[:n], cache.index["image_size"])
     header = describe(cache)
     figures.plot_backbone_maps(
@@ -192,14 +222,15 @@ def diagnose_backbone(
         ref,
         ref_image,
         cell,
-        f"{header}; split {cfg.split}; reference patch {tuple(cell)} at {cfg.reference_point}",
+        f"{header}; {tensor}; split {cfg.split}; "
+        f"reference patch {tuple(cell)} at {cfg.reference_point}",
         cache.weights_id,
     )
     figures.plot_smoothness(
         out_dir / "smoothness.png",
         per_patch,
         per_image,
-        f"{header}\nsplit {cfg.split}: {len(split)} images",
+        f"{header}\n{tensor}, split {cfg.split}: {len(split)} images",
         cache.weights_id,
     )
     write_json(out_dir / "metrics.json", metrics)
@@ -235,22 +266,31 @@ def compare_backbones(
     n = None
     for cache, split, name in zip(caches, splits, names, strict=True):
         native = list(cache.index["grid"])
-        x = resample_grid(first_images(split, cfg.images), grid)
+        tensor = patch_tensor(cache, cfg.layer)
+        x = resample_grid(first_images(split, cfg.images, tensor), grid)
         n = x.shape[0]
         ref_image = check_reference_image(cfg, n)
         pca.append(pca_maps(x, cfg.foreground_threshold).rgb)
         ref.append(reference_maps(x, ref_image, cell))
-        _, per_image = split_smoothness(split, grid)
+        _, per_image = split_smoothness(split, grid, tensor)
         resampled = native != grid
         cell_px = [cache.index["image_size"][k] / grid[k] for k in (0, 1)]
         note = f" -> resampled to {grid[0]}x{grid[1]} ({RESAMPLE_METHOD})" if resampled else ""
-        lines.append(f"{describe(cache)}{note}; one cell = {cell_px[0]:.3g}x{cell_px[1]:.3g} px")
+        lines.append(
+            f"{describe(cache)}, {tensor}{note}; one cell = {cell_px[0]:.3g}x{cell_px[1]:.3g} px"
+        )
         entries[name] = {
             **provenance(cache),
+            "tensor": tensor,
             "resampled": resampled,
             "cell_pixels": cell_px,
             "smoothness_mean_equal_grid": finite(per_image.mean()),
         }
+    if any(e["resampled"] for e in entries.values()):
+        lines.append(
+            "resampling averages neighbouring patches: compare smoothness at native equal grids "
+            "(e.g. DINOv3 at 256 px) rather than on resampled ones"
+        )
     lines.append(
         f"compared at an equal {grid[0]}x{grid[1]} patch grid; reference patch {tuple(cell)} "
         f"at (y, x) = {tuple(cfg.reference_point)} of image {cfg.reference_image}; "

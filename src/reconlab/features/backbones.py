@@ -19,6 +19,7 @@ work), the normalisation from its pretrained config.
 from __future__ import annotations
 
 import difflib
+import os
 import socket
 import threading
 from collections.abc import Sequence
@@ -106,7 +107,8 @@ def _cached_hub_file(cfg: dict[str, Any]) -> tuple[str, str] | None:
     for filename in (cfg.get("hf_hub_filename"), "model.safetensors", "pytorch_model.bin"):
         if not filename:
             continue
-        path = try_to_load_from_cache(repo, filename)
+        # HF_HUB_CACHE read now (not at import), so a cache set up later is found.
+        path = try_to_load_from_cache(repo, filename, cache_dir=os.environ.get("HF_HUB_CACHE"))
         if isinstance(path, str):
             revision = Path(path).parent.name  # .../snapshots/<revision>/<file>
             return path, revision
@@ -212,9 +214,11 @@ def _create_pretrained(
         path, revision = cached
         model = _create_from_file(name, Path(path), image_size, key, **model_kwargs)
         return model, f"hub:{repo}@{revision}"
-    if not hub_reachable():
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline or not hub_reachable():
         raise RuntimeError(
-            f"{key}.weights: 'pretrained' needs {repo} from {HUB_HOST}, which is unreachable and "
+            f"{key}.weights: 'pretrained' needs {repo} from {HUB_HOST}, which is unreachable "
+            "(or HF_HUB_OFFLINE is set) and "
             "not in the local Hugging Face cache; set weights to a local checkpoint file "
             "(a path) or to 'random' (seeded, marked untrained), e.g. --configfile config/offline.yaml"
         )

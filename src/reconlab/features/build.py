@@ -9,17 +9,19 @@ swaps the finished folder into place. Peak memory is one shard plus one batch, w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
+from reconlab.config import FeaturesConfig, from_section
 from reconlab.features.backbones import (
     Backbone,
     check_model_name,
@@ -64,30 +66,27 @@ def read_manifest(prepared: Path) -> dict[str, list[dict[str, str]]]:
 
 
 def prepare_backbone(
-    cfg: Mapping[str, Any], backbone_id: str, **model_kwargs: Any
+    cfg: FeaturesConfig, backbone_id: str, **model_kwargs: Any
 ) -> tuple[dict, Backbone]:
-    """(params entry, loaded backbone) for ``backbone_id`` of the validated ``features`` section."""
-    ids = backbone_ids(cfg)
-    if backbone_id not in ids:
-        raise ValueError(f"features.backbones: no backbone with id {backbone_id!r}; known: {ids}")
-    i = ids.index(backbone_id)
-    entry = cfg["backbones"][i]
+    """(params entry, loaded backbone) for ``backbone_id`` of the ``features`` section."""
+    backbone_ids(dataclasses.asdict(cfg))  # unique ids
+    i, entry = cfg.backbone(backbone_id)
     key = f"features.backbones[{i}]"
     check_model_name(entry["model"], f"{key}.model")
-    size = backbone_image_size(entry, cfg.get("image_size"))
+    size = backbone_image_size(entry, cfg.image_size)
     backbone = load_backbone(
         entry["model"],
         entry.get("weights", "pretrained"),
         size,
         layers=entry.get("layers", []),
-        seed=cfg.get("seed", 0),
+        seed=cfg.seed,
         key=key,
         **model_kwargs,
     )
     return entry, backbone
 
 
-def index_header(backbone_id: str, backbone: Backbone, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def index_header(backbone_id: str, backbone: Backbone, cfg: FeaturesConfig) -> dict[str, Any]:
     """Everything in index.json except ``splits``; also the fingerprint a resumed shard must match."""
     ph, pw = backbone.patch_size
     return {
@@ -96,15 +95,15 @@ def index_header(backbone_id: str, backbone: Backbone, cfg: Mapping[str, Any]) -
         "weights": backbone.weights,
         "weights_id": backbone.weights_id,
         "untrained": backbone.untrained,
-        "dtype": cfg["dtype"],
-        "precision": cfg["precision"],
+        "dtype": cfg.dtype,
+        "precision": cfg.precision,
         "image_size": list(backbone.image_size),
         "patch_size": ph if ph == pw else [ph, pw],
         "grid": list(backbone.grid),
         "embed_dim": backbone.embed_dim,
         "num_prefix_tokens": backbone.num_prefix_tokens,
         "layers": list(backbone.layers),
-        "shard_size": cfg["shard_size"],
+        "shard_size": cfg.shard_size,
     }
 
 
@@ -122,6 +121,8 @@ def _load_progress(work: Path, header: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             progress = {}
         if progress.get("header") == header:
+            for stray in work.rglob(".*.tmp"):  # left by a write that was killed
+                stray.unlink()
             return progress
         log.info("%s: settings changed, starting over", work)
     if work.exists():
@@ -143,8 +144,19 @@ def _swap_into_place(work: Path, out: Path) -> None:
         os.replace(work, out)
 
 
+def _feature_rows(
+    extractor: FeatureExtractor, loader: DataLoader, dtype: torch.dtype
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Per batch: {tensor name: (B, ...) on CPU in the cache dtype}."""
+    for images in loader:
+        f = extractor(images)
+        rows = {"cls": f.cls, "patch": f.patch}
+        rows.update({f"patch_layer{k}": t for k, t in f.layers.items()})
+        yield {name: t.to("cpu", dtype) for name, t in rows.items()}
+
+
 def cache_features(
-    cfg: Mapping[str, Any],
+    cfg: FeaturesConfig | Mapping[str, Any],
     backbone_id: str,
     prepared: Path,
     out: Path,
@@ -154,8 +166,8 @@ def cache_features(
     """Cache backbone ``backbone_id``'s tokens of every prepared split into ``out``; return the index.
 
     Args:
-        cfg: the validated ``features`` params section.
-        backbone_id: one of ``cfg["backbones"][*]["id"]``.
+        cfg: the ``features`` params section (validated dict or :class:`FeaturesConfig`).
+        backbone_id: one of ``features.backbones[*].id``.
         prepared: the prepare_images output folder (``manifest.csv`` and the images).
         out: the cache folder, e.g. ``data/features/dinov2_s14``.
         progress_bar: show a tqdm bar with images/s on stderr.
@@ -165,14 +177,16 @@ def cache_features(
 
     prepared, out = Path(prepared), Path(out)
     splits = read_manifest(prepared)
-    set_threads(cfg.get("threads"))
-    entry, backbone = prepare_backbone(cfg, backbone_id, **model_kwargs)
-    device = resolve_device(cfg.get("device", "auto"))
-    extractor = FeatureExtractor(backbone, device, cfg["precision"], cfg.get("compile", False))
+    if not isinstance(cfg, FeaturesConfig):
+        cfg = from_section(FeaturesConfig, cfg)
+    set_threads(cfg.threads)
+    _, backbone = prepare_backbone(cfg, backbone_id, **model_kwargs)
+    device = resolve_device(cfg.device)
+    extractor = FeatureExtractor(backbone, device, cfg.precision, cfg.compile, cfg.batch_size)
     header = index_header(backbone_id, backbone, cfg)
     work = out.with_name(f".{out.name}.partial")
     progress = _load_progress(work, header)
-    shard_size, dtype = cfg["shard_size"], DTYPES[cfg["dtype"]]
+    shard_size, dtype = cfg.shard_size, DTYPES[cfg.dtype]
 
     # Which shards are already done (and still valid), which must be computed.
     plan: dict[str, list[tuple[int, list[dict[str, str]], bool]]] = {}
@@ -193,24 +207,27 @@ def cache_features(
     todo = sum(len(c) for p in plan.values() for _, c, ok in p if not ok)
     total = sum(len(rows) for rows in splits.values())
     bar = tqdm(
-        total=total, unit="img", desc=backbone_id, disable=not progress_bar, dynamic_ncols=True
+        total=total,
+        initial=total - todo,
+        unit="img",
+        desc=backbone_id,
+        disable=not progress_bar,
+        dynamic_ncols=True,
     )
-    bar.update(total - todo)
     t0 = time.perf_counter()
     for split, shards in plan.items():
         pending = [(k, chunk) for k, chunk, ok in shards if not ok]
         if not pending:
             continue
         files = [prepared / r["file"] for _, chunk in pending for r in chunk]
-        dataset = ImageDataset(files, backbone.image_size)
         loader = DataLoader(
-            dataset,
-            batch_size=cfg["batch_size"],
-            num_workers=cfg.get("num_workers", 0),
+            ImageDataset(files, backbone.image_size),
+            batch_size=cfg.batch_size,
+            num_workers=cfg.num_workers,
             pin_memory=device.type == "cuda",
         )
-        batches = iter(loader)
-        carry: list[torch.Tensor] = []  # images decoded but not yet run
+        stream = _feature_rows(extractor, loader, dtype)
+        rest: dict[str, torch.Tensor] = {}  # rows of the last batch not yet in a shard
         for k, chunk in pending:
             n = len(chunk)
             buffers = {
@@ -218,20 +235,15 @@ def cache_features(
                 for name, shape in expected_shapes(header, n).items()
             }
             filled = 0
-            while filled < n:
-                if not carry:
-                    carry = [next(batches)]
-                images = carry.pop()
-                take = min(n - filled, images.shape[0])
-                if take < images.shape[0]:
-                    carry.append(images[take:])
-                    images = images[:take]
-                feats = extractor(images)
-                rows = slice(filled, filled + take)
-                buffers["cls"][rows] = feats.cls.to("cpu", dtype)
-                buffers["patch"][rows] = feats.patch.to("cpu", dtype)
-                for layer, t in feats.layers.items():
-                    buffers[f"patch_layer{layer}"][rows] = t.to("cpu", dtype)
+            while filled < n:  # whole batches run; their rows may straddle two shards
+                if not rest:
+                    rest = next(stream)
+                take = min(n - filled, len(rest["cls"]))
+                for name, buffer in buffers.items():
+                    buffer[filled : filled + take] = rest[name][:take]
+                rest = (
+                    {name: t[take:] for name, t in rest.items()} if take < len(rest["cls"]) else {}
+                )
                 filled += take
                 bar.update(take)
             done = write_shard(work / split / shard_name(k), buffers)

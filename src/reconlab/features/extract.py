@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from reconlab.data.decode import decode_image
 from reconlab.features.backbones import Backbone
+from reconlab.features.fastpath import fold_layer_scale, prepack_linears
 from reconlab.features.images import fit_image
 from reconlab.runtime import precision_for
 
@@ -78,6 +79,10 @@ class FeatureExtractor:
         device: where the model runs.
         precision: ``bf16`` / ``fp16`` (fp16 falls back to bf16 on CPU) or ``fp32``.
         compile: ``torch.compile`` the forward with inductor freezing (pays off on long runs).
+        batch_size: the expected batch size, a tuning hint for the CPU fast path.
+        fast_path: fold LayerScale into the linears and, on CPU in bf16 without compile, run
+            them on prepacked oneDNN weights (:mod:`reconlab.features.fastpath`; the latter
+            skips itself where unsupported).
     """
 
     def __init__(
@@ -86,14 +91,25 @@ class FeatureExtractor:
         device: torch.device | str = "cpu",
         precision: str = "bf16",
         compile: bool = False,
+        batch_size: int = 32,
+        fast_path: bool = True,
     ):
         self.backbone = backbone
         self.device = torch.device(device)
         self.dtype = precision_for(self.device, precision).amp_dtype or torch.float32
         model = backbone.model
-        if self.dtype != torch.float32:
-            model = copy.deepcopy(model).to(self.dtype)
+        if fast_path or self.dtype != torch.float32:
+            model = copy.deepcopy(model)  # the backbone's own model stays as loaded
+        if fast_path:
+            fold_layer_scale(model)  # in fp32, before any cast
+        model = model.to(self.dtype)
         self.model = model.to(self.device).eval()
+        self.prepacked = 0
+        cpu_bf16 = self.device.type == "cpu" and self.dtype == torch.bfloat16
+        if fast_path and cpu_bf16 and not compile:
+            h, w = backbone.grid
+            rows = batch_size * (backbone.num_prefix_tokens + h * w)
+            self.prepacked = prepack_linears(self.model, rows)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(backbone.mean, device=self.device).view(shape)
         self.std = torch.tensor(backbone.std, device=self.device).view(shape)

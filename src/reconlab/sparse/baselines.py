@@ -50,7 +50,13 @@ def gaussian_process(obs_xy, obs_val, query_xy, noise: float = 1e-4):
     return mu + sd * (np.exp(-0.5 * dq / ell**2) @ alpha)
 
 
+def observed_mean(obs_xy, obs_val, query_xy):
+    """The collapse reference: every pixel gets the mean of the observed values."""
+    return np.full(len(query_xy), obs_val.mean())
+
+
 METHODS: dict[str, Callable] = {
+    "mean": observed_mean,
     "nearest": _griddata("nearest"),
     "linear": _griddata("linear"),
     "cubic": _griddata("cubic"),

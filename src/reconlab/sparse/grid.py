@@ -3,7 +3,8 @@
 A cell is a set of techniques, named by its techniques in canonical order joined with ``+``
 (``baseline`` for none; ``fixedq`` for the fixed-query ablation of the baseline). Round 1 is the
 baseline and every single technique; round k+1 is the best cell so far plus each technique it does
-not use yet, decided from round k's results (a Snakemake checkpoint). The search stops early when a
+not use yet (or only the ``grid.expand_top`` best of them alone), decided from round k's results
+(a Snakemake checkpoint). The search stops early when a
 round does not beat the best cell so far. Cells are selected on ``grid.select_split`` (val) and
 reported on ``grid.eval_split`` (test), so the greedy search never sees the test set.
 
@@ -44,6 +45,7 @@ def cell_config(section: Mapping, cell: str) -> dict:
     techniques = cell_techniques(cell)
     cfg = {k: section[k] for k in _CELL_KEYS}
     cfg["fixed_queries"] = cell == ABLATION
+    cfg["eval_splits"] = eval_splits(section)
     cfg["techniques"] = {t: dict(section["techniques"][t]) for t in techniques}
     return cfg
 
@@ -51,6 +53,12 @@ def cell_config(section: Mapping, cell: str) -> dict:
 def cell_config_json(section: Mapping, cell: str) -> str:
     """Canonical JSON of :func:`cell_config`: the rerun trigger of a cell's rule."""
     return json.dumps(cell_config(section, cell), sort_keys=True, separators=(",", ":"))
+
+
+def eval_splits(section: Mapping) -> list[str]:
+    """The splits every cell is evaluated on: the selection split, then the reported one."""
+    g = section["grid"]
+    return list(dict.fromkeys([g["select_split"], g["eval_split"]]))
 
 
 def first_round(section: Mapping) -> list[str]:
@@ -65,7 +73,12 @@ def score_cells(results: Mapping[str, list[dict]], split: str) -> dict[str, dict
         values = [r[split]["all"]["psnr"] for r in runs]
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        out[cell] = {"mean": round(mean, 4), "std": round(std, 4), "n": len(values), "seeds": values}
+        out[cell] = {
+            "mean": round(mean, 4),
+            "std": round(std, 4),
+            "n": len(values),
+            "seeds": values,
+        }
     return out
 
 
@@ -87,7 +100,12 @@ def decide_round(
     nxt = []
     if improved and k < section["grid"]["rounds"] and best is not None:
         used = set(cell_techniques(best))
-        candidates = (cell_name([*used, t]) for t in searched if t not in used)
+        remaining = [t for t in searched if t not in used]
+        top = section["grid"]["expand_top"]
+        if top is not None:  # beam: only the techniques that did best alone (round 1 scores)
+            remaining = sorted(remaining, key=lambda t: -seen.get(t, float("-inf")))[:top]
+            remaining = [t for t in searched if t in remaining]
+        candidates = (cell_name([*used, t]) for t in remaining)
         nxt = [c for c in candidates if c not in seen]
     return {
         "round": k,
@@ -120,3 +138,17 @@ def technique_ranking(scores: Mapping[str, dict]) -> list[dict]:
             }
         )
     return sorted(rows, key=lambda r: -r["gain_db"])
+
+
+CELL_METRICS = "results/sparse/cells/{cell}/seed{seed}/metrics.json"
+ROUND_RECORD = "results/sparse/rounds/round{k}.json"
+
+
+def cell_metric_paths(section: Mapping, cells) -> list[str]:
+    """metrics.json of every (cell, seed): the inputs of one round."""
+    return [CELL_METRICS.format(cell=c, seed=s) for c in cells for s in section["grid"]["seeds"]]
+
+
+def round_record_paths(first: int, last: int) -> list[str]:
+    """Round records first..last (inclusive; empty when last < first)."""
+    return [ROUND_RECORD.format(k=k) for k in range(first, last + 1)]

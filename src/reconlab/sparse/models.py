@@ -89,7 +89,9 @@ class Block(nn.Module):
         self.norm_ctx = nn.LayerNorm(width)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=not adaln)
         self.attn = DistanceAttention(width, heads, distance_bias, spacing)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
+        )
         self.drop = DropPath(drop_path)
         # AdaLN-Zero: shift/scale/gate for both branches from the time embedding; gates start at 0.
         self.ada = nn.Linear(width, 6 * width) if adaln else None

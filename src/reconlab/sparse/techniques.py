@@ -86,7 +86,9 @@ def nudft(values: torch.Tensor, xy: torch.Tensor, max_freq: int) -> torch.Tensor
     return torch.complex((v * phase.cos()).mean(1), (v * phase.sin()).mean(1))
 
 
-def fft_loss(pred: torch.Tensor, target: torch.Tensor, xy: torch.Tensor, max_freq: int) -> torch.Tensor:
+def fft_loss(
+    pred: torch.Tensor, target: torch.Tensor, xy: torch.Tensor, max_freq: int
+) -> torch.Tensor:
     """Mean squared magnitude of the difference of the two spectra."""
     diff = nudft(pred, xy, max_freq) - nudft(target, xy, max_freq)
     return diff.abs().pow(2).mean()

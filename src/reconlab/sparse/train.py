@@ -18,7 +18,7 @@ from torch import nn
 
 from reconlab.sparse.flow import flow_matching_loss, sample_values
 from reconlab.sparse.models import create_model
-from reconlab.sparse.task import QuerySampler, eval_masks, gather_batch, pixel_coords
+from reconlab.sparse.task import Batch, QuerySampler, eval_masks, gather_batch, pixel_coords
 from reconlab.sparse.techniques import check_techniques, warmup_factor
 
 
@@ -59,6 +59,7 @@ def train_cell(
     With ``checkpoint``, state is saved every ``train.checkpoint_every`` steps and resumed.
     """
     from reconlab.checkpoint import load_checkpoint, save_checkpoint
+    from reconlab.runtime import resolve_device
 
     tech = cfg["techniques"]
     check_techniques(tech)
@@ -67,7 +68,8 @@ def train_cell(
     flat = torch.from_numpy(fields.reshape(len(fields), -1)).float()
     sampler = QuerySampler(flat, cfg["observed"], cfg["queries"], seed + 1, cfg["fixed_queries"])
     loss_gen = torch.Generator().manual_seed(seed + 2)
-    model = build_model(cfg, size, seed)
+    device = resolve_device(tr["device"])
+    model = build_model(cfg, size, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
     ema = copy.deepcopy(model).eval() if "ema" in tech else None
     teacher = None
@@ -80,7 +82,7 @@ def train_cell(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         if state.get("teacher") is not None:
-            teacher = build_model(cfg, size, seed).eval()
+            teacher = build_model(cfg, size, seed).to(device).eval()
             teacher.load_state_dict(state["teacher"])
         sampler.generator.set_state(state["sampler_gen"])
         loss_gen.set_state(state["loss_gen"])
@@ -96,9 +98,14 @@ def train_cell(
         if step == reflow_at:  # rectified flow: freeze the current model as the coupling teacher
             teacher = copy.deepcopy(ema if ema is not None else model).eval()
         model.train()
-        terms = flow_matching_loss(model, sampler.sample(tr["batch_size"]), tech, loss_gen, teacher)
+        batch = Batch(*(x.to(device) for x in sampler.sample(tr["batch_size"])))
+        terms = flow_matching_loss(
+            model, batch, tech, loss_gen, teacher, cfg["model"]["prediction"]
+        )
         if not torch.isfinite(terms.total):
-            raise RuntimeError(f"sparse: loss is {terms.total.item()} at step {step}; lower train.lr")
+            raise RuntimeError(
+                f"sparse: loss is {terms.total.item()} at step {step}; lower train.lr"
+            )
         opt.zero_grad(set_to_none=True)
         terms.total.backward()
         if "clip_warmup" in tech:
@@ -145,6 +152,7 @@ def predict_fields(
 ) -> np.ndarray:
     """Sample every pixel of each field from its observed pixels ``masks``: (M, S, S) unclamped."""
     size = fields.shape[-1]
+    device = next(model.parameters()).device
     coords = pixel_coords(size)
     flat = torch.from_numpy(fields.reshape(len(fields), -1)).float()
     every = torch.arange(size * size)
@@ -154,11 +162,21 @@ def predict_fields(
         f = flat[i : i + chunk]
         obs = torch.from_numpy(masks[i : i + chunk])
         batch = gather_batch(f, coords, obs, every.expand(len(f), -1))
+        batch = Batch(*(x.to(device) for x in batch))
         s = cfg["sampler"]
         out.append(
-            sample_values(model, batch, s["steps"], s["method"], None, cfg["techniques"], gen)
+            sample_values(
+                model,
+                batch,
+                s["steps"],
+                s["method"],
+                None,
+                cfg["techniques"],
+                gen,
+                cfg["model"]["prediction"],
+            )
         )
-    return torch.cat(out).reshape(fields.shape).numpy()
+    return torch.cat(out).cpu().reshape(fields.shape).numpy()
 
 
 def field_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
@@ -180,8 +198,11 @@ def field_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def summarize_by_family(metrics: dict[str, np.ndarray], family: np.ndarray, names: list[str]) -> dict:
+def summarize_by_family(
+    metrics: dict[str, np.ndarray], family: np.ndarray, names: list[str]
+) -> dict:
     """{"all": {metric: mean}, "by_family": {family: {metric: mean}}} (plain floats)."""
+
     def means(sel):
         return {k: round(float(v[sel].mean()), 4) for k, v in metrics.items()}
 
@@ -196,3 +217,20 @@ def summarize_by_family(metrics: dict[str, np.ndarray], family: np.ndarray, name
 def evaluation_masks(cfg: dict, n_fields: int, n_pixels: int, split: str) -> np.ndarray:
     """The seeded observed-pixel masks every model and baseline uses for ``split``."""
     return eval_masks(n_fields, n_pixels, cfg["observed"], cfg["mask_seed"], split)
+
+
+def overfit_one_field(
+    cfg: dict,
+    field: np.ndarray,
+    steps: int,
+    lr: float,
+    batch_size: int = 8,
+    seed: int = 0,
+    log=print,
+) -> tuple[np.ndarray, dict]:
+    """Train on a single field (1, S, S) and sample all its pixels: the capacity sanity check."""
+    train = dict(cfg["train"], steps=steps, lr=lr, batch_size=batch_size, checkpoint_every=0)
+    cfg = dict(cfg, train=train)
+    model, history = train_cell(cfg, field, seed, log=log)
+    masks = evaluation_masks(cfg, 1, field[0].size, "train")
+    return predict_fields(model, cfg, field, masks, seed), history

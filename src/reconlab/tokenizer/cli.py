@@ -24,7 +24,9 @@ def _train(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or Path("results/tokenizer/.checkpoints") / f"{args.variant}.pt"
     log = train_tokenizer(args.variant, cfg, args.images, args.out, checkpoint, args.stop_after)
     if log is None:
-        print(f"tokenizer-train {args.variant}: stopped with a checkpoint at {checkpoint}; rerun to resume")
+        print(
+            f"tokenizer-train {args.variant}: stopped with a checkpoint at {checkpoint}; rerun to resume"
+        )
         return 0
     v = log["final"]["val"]
     print(
@@ -70,13 +72,19 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tokenizer-train", help="train one VQ tokenizer variant on the prepared crops")
+    p = sub.add_parser(
+        "tokenizer-train", help="train one VQ tokenizer variant on the prepared crops"
+    )
     add_params_args(p, "tokenizer")
     p.add_argument("--variant", required=True, help="e.g. f8x16-K1024 or f8-FSQ8.5.5.5")
     p.add_argument("--images", type=Path, default=Path("data/prepared/images"))
-    p.add_argument("--out", type=Path, required=True, help="folder for model.safetensors, train_log.*")
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder for model.safetensors, train_log.*"
+    )
     p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (kept outside --out)")
-    p.add_argument("--stop-after", type=int, help="leave after N steps with a checkpoint (time-limited jobs)")
+    p.add_argument(
+        "--stop-after", type=int, help="leave after N steps with a checkpoint (time-limited jobs)"
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("tokenizer-evaluate", help="PSNR/SSIM/bpp/speed/memory per resolution")
@@ -84,17 +92,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, required=True, help="model.safetensors of a variant")
     p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
     p.add_argument("--data-source", default="skimage", help="data.source (where test photos live)")
-    p.add_argument("--out", type=Path, required=True, help="folder for eval_{res}.json, test_split.json")
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder for eval_{res}.json, test_split.json"
+    )
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("tokenizer-jpeg", help="Pillow JPEG baseline on the same test photos")
     add_params_args(p, "tokenizer")
     p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
     p.add_argument("--data-source", default="skimage")
-    p.add_argument("--out", type=Path, required=True, help="CSV of resolution, quality, bpp, psnr, ssim")
+    p.add_argument(
+        "--out", type=Path, required=True, help="CSV of resolution, quality, bpp, psnr, ssim"
+    )
     p.set_defaults(func=_jpeg)
 
-    p = sub.add_parser("tokenizer-summarize", help="figures, JPEG comparison, metrics/tokenizer.json")
+    p = sub.add_parser(
+        "tokenizer-summarize", help="figures, JPEG comparison, metrics/tokenizer.json"
+    )
     add_params_args(p, "tokenizer")
     p.add_argument("--results", type=Path, default=Path("results/tokenizer"))
     p.add_argument("--jpeg", type=Path, default=Path("results/tokenizer/jpeg/jpeg.csv"))

@@ -36,8 +36,14 @@ def codebook_health(counts: torch.Tensor) -> dict[str, float | int]:
     size, tokens = counts.numel(), float(counts.sum())
     used = int((counts > 0).sum())
     if tokens == 0:
-        return {"codebook_usage": 0.0, "perplexity": math.nan, "dead_codes": size,
-                "used_codes": 0, "codebook_size": size, "tokens": 0}
+        return {
+            "codebook_usage": 0.0,
+            "perplexity": math.nan,
+            "dead_codes": size,
+            "used_codes": 0,
+            "codebook_size": size,
+            "tokens": 0,
+        }
     p = counts[counts > 0] / tokens
     entropy = float(-(p * p.log()).sum())
     return {

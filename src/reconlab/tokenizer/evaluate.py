@@ -42,7 +42,9 @@ def load_test_photos(manifest: str | Path, data_source: str) -> list[tuple[str, 
     paths = {s.label: s.path for s in list_sources(data_source)}
     missing = [lb for lb in labels if lb not in paths]
     if missing:
-        raise FileNotFoundError(f"tokenizer: test photo {missing[0]} of {manifest} not found in data.source {data_source!r}")
+        raise FileNotFoundError(
+            f"tokenizer: test photo {missing[0]} of {manifest} not found in data.source {data_source!r}"
+        )
     return [(lb, decode_image(paths[lb])) for lb in labels]
 
 

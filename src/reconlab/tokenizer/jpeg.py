@@ -63,15 +63,30 @@ def compare_to_jpeg(rows: list[dict], bpp: float, psnr: float) -> dict:
     """Where a tokenizer point (bpp, psnr) sits relative to the JPEG curve of the same images."""
     at = jpeg_psnr_at(rows, bpp)
     if at is not None:
-        return {"jpeg_psnr_at_bpp": at, "delta_db": psnr - at, "beats_jpeg": bool(psnr > at),
-                "note": "interpolated at equal bpp"}
+        return {
+            "jpeg_psnr_at_bpp": at,
+            "delta_db": psnr - at,
+            "beats_jpeg": bool(psnr > at),
+            "note": "interpolated at equal bpp",
+        }
     lowest = min(rows, key=lambda r: r["bpp"])
     highest = max(rows, key=lambda r: r["bpp"])
     if bpp < lowest["bpp"]:
         # JPEG cannot go this low: the tokenizer wins outright if it beats JPEG's smallest file.
         beats = psnr > lowest["psnr"]
-        note = (f"below JPEG's lowest rate ({lowest['bpp']:.3f} bpp at q={lowest['quality']}, "
-                f"{lowest['psnr']:.2f} dB); {'fewer bits and higher PSNR' if beats else 'not comparable at equal bpp'}")
-        return {"jpeg_psnr_at_bpp": None, "delta_db": psnr - lowest["psnr"], "beats_jpeg": beats, "note": note}
-    return {"jpeg_psnr_at_bpp": None, "delta_db": psnr - highest["psnr"], "beats_jpeg": False,
-            "note": f"above JPEG's highest rate ({highest['bpp']:.3f} bpp at q={highest['quality']})"}
+        note = (
+            f"below JPEG's lowest rate ({lowest['bpp']:.3f} bpp at q={lowest['quality']}, "
+            f"{lowest['psnr']:.2f} dB); {'fewer bits and higher PSNR' if beats else 'not comparable at equal bpp'}"
+        )
+        return {
+            "jpeg_psnr_at_bpp": None,
+            "delta_db": psnr - lowest["psnr"],
+            "beats_jpeg": beats,
+            "note": note,
+        }
+    return {
+        "jpeg_psnr_at_bpp": None,
+        "delta_db": psnr - highest["psnr"],
+        "beats_jpeg": False,
+        "note": f"above JPEG's highest rate ({highest['bpp']:.3f} bpp at q={highest['quality']})",
+    }

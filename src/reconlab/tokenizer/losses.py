@@ -54,11 +54,17 @@ class VGGFeatures(nn.Module):
             self.features = model.features[:16]
         else:
             state = _load_state(weights)
-            state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
+            state = {
+                k.removeprefix("features."): v
+                for k, v in state.items()
+                if not k.startswith("classifier.")
+            }
             features = vgg16(weights=None).features
             missing, _ = features.load_state_dict(state, strict=False)
             if missing:
-                raise ValueError(f"tokenizer.perceptual.weights: {weights}: not VGG16 weights (missing {missing[0]})")
+                raise ValueError(
+                    f"tokenizer.perceptual.weights: {weights}: not VGG16 weights (missing {missing[0]})"
+                )
             self.features = features[:16]
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
@@ -84,9 +90,14 @@ class DINOFeatures(nn.Module):
                 ) from None
         else:
             if not Path(weights).is_file():
-                raise FileNotFoundError(f"tokenizer.perceptual.weights: {weights} does not exist; {_ALTERNATIVES}")
+                raise FileNotFoundError(
+                    f"tokenizer.perceptual.weights: {weights} does not exist; {_ALTERNATIVES}"
+                )
             self.model = timm.create_model(
-                _DINO_MODEL, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), img_size=224
+                _DINO_MODEL,
+                pretrained=True,
+                pretrained_cfg_overlay=dict(file=str(weights)),
+                img_size=224,
             )
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
@@ -109,7 +120,9 @@ def _offline_guard(fn):
 def _load_state(path: str) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"tokenizer.perceptual.weights: {p} does not exist; {_ALTERNATIVES}")
+        raise FileNotFoundError(
+            f"tokenizer.perceptual.weights: {p} does not exist; {_ALTERNATIVES}"
+        )
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -31,7 +31,9 @@ class PeakMemory:
         self.device = torch.device(device)
         self.interval_s = interval_s
         self.peak_mb = float("nan")
-        self.method = "cuda max_memory_allocated" if self.device.type == "cuda" else "cpu rss growth"
+        self.method = (
+            "cuda max_memory_allocated" if self.device.type == "cuda" else "cpu rss growth"
+        )
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":

@@ -83,6 +83,8 @@ class ResBlock(nn.Module):
             nn.SiLU(),
             nn.Conv2d(channels, channels, 3, padding=1),
         )
+        nn.init.zeros_(self.body[-1].weight)  # starts as identity: stable without normalisation
+        nn.init.zeros_(self.body[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -117,7 +119,10 @@ class Decoder(nn.Module):
         ch = level_channels(factor, base, maximum)[::-1]
         layers: list[nn.Module] = [nn.Conv2d(latent_dim, ch[0], 3, padding=1), ResBlock(ch[0])]
         for c_in, c_out in zip(ch[:-1], ch[1:], strict=True):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1)]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+            ]
             if c_out != ch[-1]:  # a residual block at every scale but the (costly) full one
                 layers.append(ResBlock(c_out))
         layers += [nn.SiLU(), nn.Conv2d(ch[-1], 3, 3, padding=1)]
@@ -168,7 +173,9 @@ class Tokenizer(nn.Module):
             self.quantizer: VQ | FSQQuantizer = FSQQuantizer(spec.latent_dim, spec.levels)
         else:
             q = quantizer
-            codebook_dim = q.codebook_dim if q.codebook_dim and q.codebook_dim < spec.latent_dim else None
+            codebook_dim = (
+                q.codebook_dim if q.codebook_dim and q.codebook_dim < spec.latent_dim else None
+            )
             self.quantizer = VQ(
                 spec.latent_dim,
                 spec.codebook_size,
@@ -204,7 +211,9 @@ class Tokenizer(nn.Module):
     def forward(self, x: torch.Tensor) -> TokenizerOutput:
         f = self.spec.factor
         if x.shape[-1] % f or x.shape[-2] % f:
-            raise ValueError(f"tokenizer: image size {tuple(x.shape[-2:])} is not a multiple of f={f}")
+            raise ValueError(
+                f"tokenizer: image size {tuple(x.shape[-2:])} is not a multiple of f={f}"
+            )
         q = self.quantize(self.encode(x))
         return TokenizerOutput(self.decode(q.quantized), q.indices, q.commitment, q.orthogonal)
 

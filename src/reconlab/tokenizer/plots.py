@@ -27,7 +27,12 @@ def load_jpeg(path: str | Path) -> dict[int, list[dict]]:
     by_res: dict[int, list[dict]] = defaultdict(list)
     for r in read_csv(path):
         by_res[int(r["resolution"])].append(
-            {"quality": int(r["quality"]), "bpp": float(r["bpp"]), "psnr": float(r["psnr"]), "ssim": float(r["ssim"])}
+            {
+                "quality": int(r["quality"]),
+                "bpp": float(r["bpp"]),
+                "psnr": float(r["psnr"]),
+                "ssim": float(r["ssim"]),
+            }
         )
     return dict(by_res)
 
@@ -47,12 +52,20 @@ def plot_psnr_vs_bpp(rows: list[dict], jpeg: dict[int, list[dict]], path: Path) 
     import matplotlib.pyplot as plt
 
     resolutions = sorted(jpeg)
-    fig, axes = plt.subplots(1, len(resolutions), figsize=(4.2 * len(resolutions), 3.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(resolutions), figsize=(4.2 * len(resolutions), 3.6), squeeze=False
+    )
     variants = sorted({r["variant"] for r in rows})
     markers = "osD^v<>ph*"
     for ax, res in zip(axes[0], resolutions, strict=True):
         curve = sorted(jpeg[res], key=lambda r: r["bpp"])
-        ax.plot([r["bpp"] for r in curve], [r["psnr"] for r in curve], "-", color="0.4", label="JPEG (Pillow)")
+        ax.plot(
+            [r["bpp"] for r in curve],
+            [r["psnr"] for r in curve],
+            "-",
+            color="0.4",
+            label="JPEG (Pillow)",
+        )
         for r in curve[:: max(len(curve) // 5, 1)]:
             ax.annotate(f"q{r['quality']}", (r["bpp"], r["psnr"]), fontsize=6, color="0.4")
         for i, v in enumerate(variants):
@@ -65,7 +78,9 @@ def plot_psnr_vs_bpp(rows: list[dict], jpeg: dict[int, list[dict]], path: Path) 
         ax.set_title(f"{res} px")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Tokenizer variants on the JPEG rate-distortion curve (same test photos)", fontsize=10)
+    fig.suptitle(
+        "Tokenizer variants on the JPEG rate-distortion curve (same test photos)", fontsize=10
+    )
     _savefig(fig, path)
 
 
@@ -94,7 +109,9 @@ def plot_resolution_scaling(rows: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[1].set_yscale("log")
-    fig.suptitle("Resolution scaling (test photos; resolutions above native size are upsampled)", fontsize=10)
+    fig.suptitle(
+        "Resolution scaling (test photos; resolutions above native size are upsampled)", fontsize=10
+    )
     _savefig(fig, path)
 
 
@@ -110,8 +127,15 @@ def summarize_tokenizer(
         for res in sorted(cfg.eval["resolutions"]):
             r = read_json(results / variant / f"eval_{res}.json")
             if res not in jpeg:
-                raise ValueError(f"tokenizer: {jpeg_csv} has no JPEG rows at {res} px; rerun jpeg_baseline")
-            rows.append({**{k: r[k] for k in SUMMARY_COLUMNS[:11]}, **compare_to_jpeg(jpeg[res], r["bpp"], r["psnr"])})
+                raise ValueError(
+                    f"tokenizer: {jpeg_csv} has no JPEG rows at {res} px; rerun jpeg_baseline"
+                )
+            rows.append(
+                {
+                    **{k: r[k] for k in SUMMARY_COLUMNS[:11]},
+                    **compare_to_jpeg(jpeg[res], r["bpp"], r["psnr"]),
+                }
+            )
     write_csv(figures / "summary.csv", rows, SUMMARY_COLUMNS)
     plot_psnr_vs_bpp(rows, jpeg, figures / "psnr_vs_bpp.png")
     plot_resolution_scaling(rows, figures / "resolution_scaling.png")

@@ -22,7 +22,9 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     if tile >= size:
         return [0]
     if overlap >= tile:
-        raise ValueError(f"tokenizer.eval.overlap ({overlap}) must be smaller than the tile ({tile})")
+        raise ValueError(
+            f"tokenizer.eval.overlap ({overlap}) must be smaller than the tile ({tile})"
+        )
     step = tile - overlap
     starts = list(range(0, size - tile, step)) + [size - tile]
     return sorted(set(starts))
@@ -80,7 +82,9 @@ def tiled_tokenize(
 
 
 @torch.inference_mode()
-def tiled_decode(model: Tokenizer, quantized: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+def tiled_decode(
+    model: Tokenizer, quantized: torch.Tensor, tile: int, overlap: int
+) -> torch.Tensor:
     """quantized (B, D, h, w) -> image (B, 3, h*f, w*f), decoded tile by tile and blended."""
     f = model.spec.factor
     lt, lo = max(tile // f, 1), overlap // f
@@ -93,5 +97,7 @@ def tiled_decode(model: Tokenizer, quantized: torch.Tensor, tile: int, overlap: 
             wx = _ramp(xs, lt, w, j, quantized.device).repeat_interleave(f)
             patch = model.decode(quantized[:, :, ty : ty + lt, tx : tx + lt]).float()
             ph, pw = patch.shape[-2:]
-            out[:, :, ty * f : ty * f + ph, tx * f : tx * f + pw] += patch * (wy[:, None] * wx[None, :])
+            out[:, :, ty * f : ty * f + ph, tx * f : tx * f + pw] += patch * (
+                wy[:, None] * wx[None, :]
+            )
     return out

@@ -84,7 +84,9 @@ def load_split(images_dir: str | Path, split: str) -> torch.Tensor:
     arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     sizes = {a.shape for a in arrays}
     if len(sizes) != 1:
-        raise ValueError(f"tokenizer: crops in {Path(images_dir) / split} differ in size: {sorted(sizes)}")
+        raise ValueError(
+            f"tokenizer: crops in {Path(images_dir) / split} differ in size: {sorted(sizes)}"
+        )
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -103,7 +105,9 @@ def sample_batch(data: torch.Tensor, batch: int, crop: int, gen: torch.Generator
 
 
 @torch.inference_mode()
-def evaluate_crops(model: Tokenizer, data: torch.Tensor, device: torch.device, batch: int = 16) -> dict:
+def evaluate_crops(
+    model: Tokenizer, data: torch.Tensor, device: torch.device, batch: int = 16
+) -> dict:
     """PSNR/SSIM and codebook health of ``model`` over every crop of a split."""
     model.eval()
     counter = CodeCounter(model.spec.codebook_size)
@@ -117,7 +121,12 @@ def evaluate_crops(model: Tokenizer, data: torch.Tensor, device: torch.device, b
         m = per_image_metrics(out.recon, x)
         psnr += m["psnr"].tolist()
         ssim += m["ssim"].tolist()
-    return {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim)), "n_images": len(psnr), **counter.health()}
+    return {
+        "psnr": float(np.mean(psnr)),
+        "ssim": float(np.mean(ssim)),
+        "n_images": len(psnr),
+        **counter.health(),
+    }
 
 
 def train_tokenizer(
@@ -141,8 +150,12 @@ def train_tokenizer(
     train_data, val_data = load_split(images_dir, "train"), load_split(images_dir, "val")
     crop = min(t["crop"], train_data.shape[-1]) // f * f
     if crop < f:
-        raise ValueError(f"tokenizer.train.crop: crops of {train_data.shape[-1]} px are smaller than f={f}")
-    perceptual, perceptual_note = build_perceptual(cfg.perceptual["backbone"], cfg.perceptual["weights"])
+        raise ValueError(
+            f"tokenizer.train.crop: crops of {train_data.shape[-1]} px are smaller than f={f}"
+        )
+    perceptual, perceptual_note = build_perceptual(
+        cfg.perceptual["backbone"], cfg.perceptual["weights"]
+    )
     if perceptual is not None:
         perceptual = perceptual.to(device)
     weights = dict(cfg.loss["weights"])
@@ -162,7 +175,14 @@ def train_tokenizer(
         gen.set_state(state["generator"])
         start, rows, seconds = state["step"], state["rows"], state["seconds"]
 
-    bar = tqdm(range(start, t["steps"]), desc=f"train {variant}", unit="step", initial=start, total=t["steps"], mininterval=5)
+    bar = tqdm(
+        range(start, t["steps"]),
+        desc=f"train {variant}",
+        unit="step",
+        initial=start,
+        total=t["steps"],
+        mininterval=5,
+    )
     tic = time.perf_counter()
     for step in bar:
         model.train()
@@ -171,7 +191,9 @@ def train_tokenizer(
             out = model(x)
         terms = tokenizer_loss(out, x, weights, cfg.loss["reconstruction"], perceptual)
         if not torch.isfinite(terms.total):
-            raise RuntimeError(f"tokenizer {variant}: loss is {float(terms.total)} at step {step + 1}; lower tokenizer.train.lr")
+            raise RuntimeError(
+                f"tokenizer {variant}: loss is {float(terms.total)} at step {step + 1}; lower tokenizer.train.lr"
+            )
         opt.zero_grad(set_to_none=True)
         scaler.scale(terms.total).backward()
         scaler.unscale_(opt)
@@ -181,7 +203,9 @@ def train_tokenizer(
         sched.step()
         done = step + 1
         if done % t["log_every"] == 0 or done == t["steps"]:
-            batch = codebook_health(torch.bincount(out.indices.flatten().cpu(), minlength=model.spec.codebook_size))
+            batch = codebook_health(
+                torch.bincount(out.indices.flatten().cpu(), minlength=model.spec.codebook_size)
+            )
             val = evaluate_crops(model, val_data, device)
             rows.append({
                 "step": done, "lr": sched.get_last_lr()[0],
@@ -215,7 +239,8 @@ def train_tokenizer(
             "perceptual": perceptual_note,
             "codebook_loss": (
                 f"not used: codebook updated by EMA (decay {cfg.quantizer['decay']})"
-                if model.spec.quantizer == "vq" else "not used: FSQ has an implicit codebook"
+                if model.spec.quantizer == "vq"
+                else "not used: FSQ has an implicit codebook"
             ),
             "device": str(device),
             "precision": cfg.precision,

@@ -43,6 +43,28 @@ def render(ctx: ReportContext) -> str | None:
     badges = {ctx.untrained_badge(r["weights"]) for r in rows} - {""}
     parts.extend(sorted(badges))
     parts.append(ctx.table(rows))
+    pairs = []
+    for path in sorted(root.glob("compare/*.json")):
+        c = ctx.read_json(path)
+        for name, e in c["per_backbone"].items():
+            pairs.append(
+                {
+                    "pair": path.stem,
+                    "backbone": name,
+                    "native grid": "x".join(map(str, e["grid"])),
+                    "compared grid": "x".join(map(str, c["grid"])),
+                    "resampled": e["resampled"],
+                    "px per cell": "x".join(f"{v:.3g}" for v in e["cell_pixels"]),
+                    "smoothness (compared grid)": e["smoothness_mean_equal_grid"],
+                }
+            )
+    if pairs:
+        parts.append(
+            "<p>Side by side at an equal patch grid. A resampled grid averages neighbouring "
+            "patches, which raises its smoothness: for a fair smoothness comparison give the "
+            "backbones image sizes with equal grids (DINOv2 224 px and DINOv3 256 px: 16x16).</p>"
+        )
+        parts.append(ctx.table(pairs))
     for path in sorted(root.glob("compare/*.png")):
         parts.append(ctx.img(path, f"side by side at an equal patch grid: {path.stem}"))
     for path in per_backbone:

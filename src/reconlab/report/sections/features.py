@@ -32,7 +32,9 @@ def render(ctx: ReportContext) -> str | None:
             }
         )
         if b["untrained"]:
-            badges.append(f"<p>{ctx.esc(b['backbone_id'])}: {ctx.untrained_badge(b['weights_id'])}</p>")
+            badges.append(
+                f"<p>{ctx.esc(b['backbone_id'])}: {ctx.untrained_badge(b['weights_id'])}</p>"
+            )
     intro = (
         "<p>CLS and final-layer patch tokens of every prepared image, one verified cache per "
         "backbone (<code>data/features/&lt;backbone&gt;</code>; every shard's sha256 checked "

@@ -26,7 +26,9 @@ def render(ctx: ReportContext) -> str | None:
             "resolution": r["resolution"],
             "bpp": float(r["bpp"]),
             "PSNR": float(r["psnr"]),
-            "JPEG PSNR at equal bpp": float(r["jpeg_psnr_at_bpp"]) if r["jpeg_psnr_at_bpp"] else "n/a",
+            "JPEG PSNR at equal bpp": float(r["jpeg_psnr_at_bpp"])
+            if r["jpeg_psnr_at_bpp"]
+            else "n/a",
             "delta dB": float(r["delta_db"]),
             "beats JPEG": r["beats_jpeg"],
             "note": r["note"],
@@ -39,8 +41,14 @@ def render(ctx: ReportContext) -> str | None:
         log_file = root / v / "train_log.json"
         if log_file.exists():
             meta = ctx.read_json(log_file)["metadata"]
-            logs.append({"variant": v, "perceptual loss": meta["perceptual"], "codebook": meta["codebook_loss"],
-                         "trained": meta["weights"]})
+            logs.append(
+                {
+                    "variant": v,
+                    "perceptual loss": meta["perceptual"],
+                    "codebook": meta["codebook_loss"],
+                    "trained": meta["weights"],
+                }
+            )
     parts = [
         "<p>Conv encoder &rarr; vector quantizer (vector-quantize-pytorch: EMA, k-means init, "
         "dead-code restart, low-dimensional l2-normalised codes; or FSQ) &rarr; learned conv decoder. "

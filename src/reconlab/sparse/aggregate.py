@@ -1,0 +1,172 @@
+"""Tables, ranking, heatmap and summary of the whole sparse grid (the ``aggregate_sparse`` rule)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from reconlab.io import read_json, write_csv, write_json
+from reconlab.sparse.grid import ABLATION, BASELINE, cell_techniques, score_cells, technique_ranking
+
+_METRICS = ("psnr", "psnr_unclamped", "mse", "mae", "corr")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return round(float(a.mean()), 4), round(float(a.std()), 4)
+
+
+def load_cells(cells_dir: Path, cells: list[str], seeds: list[int]) -> dict[str, list[dict]]:
+    return {
+        c: [read_json(cells_dir / c / f"seed{s}" / "metrics.json") for s in seeds] for c in cells
+    }
+
+
+def matrix_rows(
+    results: Mapping[str, list[dict]], rounds: Mapping[str, int], split: str, families
+) -> list[dict]:
+    """One row per cell: mean/std over seeds of each metric, per-family PSNR, cost."""
+    rows = []
+    for cell, runs in results.items():
+        row = {
+            "cell": cell,
+            "round": rounds.get(cell, 0),
+            "techniques": " ".join(cell_techniques(cell)),
+            "n_techniques": len(cell_techniques(cell)),
+            "seeds": len(runs),
+        }
+        for m in _METRICS:
+            row[m], row[f"{m}_std"] = _mean_std([r[split]["all"][m] for r in runs])
+        for fam in families:
+            row[f"psnr_{fam}"] = _mean_std([r[split]["by_family"][fam]["psnr"] for r in runs])[0]
+        row["train_seconds"] = _mean_std([r["train_seconds"] for r in runs])[0]
+        row["parameters"] = runs[0]["parameters"]
+        rows.append(row)
+    return sorted(rows, key=lambda r: -r["psnr"])
+
+
+def aggregate(
+    section: Mapping,
+    rounds_dir: str | Path,
+    cells_dir: str | Path,
+    baselines: str | Path,
+    overfit: str | Path,
+    out: str | Path,
+    metrics_out: str | Path,
+) -> dict:
+    """Write performance_matrix.csv, technique_ranking.json, best_combinations.json,
+    improvement_heatmap.png and summary.json under ``out``; small scalars to ``metrics_out``."""
+    from reconlab.sparse.plots import improvement_heatmap
+
+    out, cells_dir = Path(out), Path(cells_dir)
+    g = section["grid"]
+    records = [read_json(Path(rounds_dir) / f"round{k}.json") for k in range(1, g["rounds"] + 1)]
+    round_of = {c: r["round"] for r in records for c in r["cells"]}
+    cells = list(round_of)
+    if g["fixed_query_ablation"]:
+        cells.append(ABLATION)
+    results = load_cells(cells_dir, cells, g["seeds"])
+    split, sel = g["eval_split"], g["select_split"]
+    families = list(results[BASELINE][0][split]["by_family"])
+    rows = matrix_rows(results, round_of, split, families)
+    write_csv(out / "performance_matrix.csv", rows, list(rows[0]))
+
+    sel_scores = score_cells({c: r for c, r in results.items() if c != ABLATION}, sel)
+    ranking = technique_ranking(sel_scores)
+    test_scores = score_cells(results, split)
+    for r in ranking:
+        r[f"{split}_gain_db"] = round(
+            test_scores[r["technique"]]["mean"] - test_scores[BASELINE]["mean"], 4
+        )
+    write_json(out / "technique_ranking.json", {"select_split": sel, "ranking": ranking})
+
+    best = records[-1]["best_so_far"]
+    by_cell = {r["cell"]: r for r in rows}
+    best_rows = [r for r in rows if r["cell"] != ABLATION][:10]
+    write_json(
+        out / "best_combinations.json",
+        {
+            "selected_on": sel,
+            "reported_on": split,
+            "best_cell": best,
+            "greedy_path": [
+                {
+                    "round": r["round"],
+                    "best_so_far": r["best_so_far"],
+                    "psnr": r["best_so_far_psnr"],
+                }
+                for r in records
+            ],
+            "top_by_test_psnr": [
+                {"cell": r["cell"], "psnr": r["psnr"], "psnr_std": r["psnr_std"]} for r in best_rows
+            ],
+        },
+    )
+
+    base_row = by_cell[BASELINE]
+    shown = [r["cell"] for r in rows if r["cell"] != BASELINE]
+    gains = np.array(
+        [[by_cell[c][f"psnr_{f}"] - base_row[f"psnr_{f}"] for f in families] for c in shown]
+    )
+    improvement_heatmap(
+        out / "improvement_heatmap.png",
+        shown,
+        families,
+        gains.reshape(len(shown), len(families)),
+        f"PSNR gain over baseline ({split}, mean of {len(g['seeds'])} seed(s))",
+    )
+
+    base = read_json(baselines)[split]
+    methods = [m for m in base if m != "mean"]
+    best_baseline = {
+        f: max((base[m]["by_family"][f]["psnr"], m) for m in methods) for f in families
+    }
+    best_by_family = {f: by_cell[best][f"psnr_{f}"] for f in families}
+    wins = sum(best_by_family[f] > best_baseline[f][0] for f in families)
+    ov = read_json(overfit)
+    starts = [r["started"] for runs in results.values() for r in runs]
+    ends = [r["finished"] for runs in results.values() for r in runs]
+    summary = {
+        "best_cell": best,
+        "best_psnr": by_cell[best]["psnr"],
+        "best_psnr_std": by_cell[best]["psnr_std"],
+        "best_psnr_unclamped": by_cell[best]["psnr_unclamped"],
+        "baseline_cell_psnr": base_row["psnr"],
+        "best_psnr_by_family": best_by_family,
+        "best_baseline_psnr_by_family": {f: v[0] for f, v in best_baseline.items()},
+        "best_baseline_method_by_family": {f: v[1] for f, v in best_baseline.items()},
+        "families_above_best_baseline": int(wins),
+        "fixed_query_ablation_psnr": by_cell[ABLATION]["psnr"] if ABLATION in by_cell else None,
+        "fixed_query_ablation_psnr_by_family": {f: by_cell[ABLATION][f"psnr_{f}"] for f in families}
+        if ABLATION in by_cell
+        else None,
+        "mean_predictor_psnr": base["mean"]["all"]["psnr"] if "mean" in base else None,
+        "overfit_psnr": ov["psnr"],
+        "grid_wall_s": round(max(ends) - min(starts), 1),
+        "grid_train_seconds": round(
+            sum(r["train_seconds"] for runs in results.values() for r in runs), 1
+        ),
+        "cells": len(results),
+        "seeds": list(g["seeds"]),
+        "rounds": len(records),
+        "beneficial_techniques": [r["technique"] for r in ranking if r["beneficial"]],
+        "split": split,
+    }
+    write_json(out / "summary.json", summary)
+    metrics = {
+        k: summary[k]
+        for k in (
+            "best_psnr",
+            "baseline_cell_psnr",
+            "fixed_query_ablation_psnr",
+            "overfit_psnr",
+            "families_above_best_baseline",
+            "grid_wall_s",
+        )
+    }
+    metrics["best_psnr_sinusoid"] = best_by_family.get("sinusoid")
+    metrics["best_baseline_psnr_sinusoid"] = summary["best_baseline_psnr_by_family"].get("sinusoid")
+    write_json(metrics_out, metrics)
+    return summary

@@ -1,0 +1,172 @@
+"""What each rule of the sparse stage does: one cell, one round, the baselines, the overfit check.
+
+Each function reads files, calls the science modules and writes its outputs atomically. The
+aggregation into tables and figures lives in :mod:`reconlab.sparse.aggregate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from reconlab.io import read_json, write_json
+from reconlab.sparse.grid import (
+    ABLATION,
+    cell_techniques,
+    decide_round,
+    eval_splits,
+    first_round,
+)
+
+
+def _load(fields_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from reconlab.data.fields import load_fields
+
+    d = load_fields(fields_dir, split)
+    families = read_json(Path(fields_dir) / "index.json")["families"]
+    return d["fields"], d["family"].astype(np.int64), families
+
+
+def one_per_family(family: np.ndarray) -> np.ndarray:
+    """Index of the first field of each family present (for sample grids)."""
+    return np.array([int(np.flatnonzero(family == f)[0]) for f in np.unique(family)])
+
+
+def run_cell(
+    cfg: Mapping, cell: str, seed: int, fields_dir: str | Path, out: str | Path, log=print
+) -> dict:
+    """Train one cell with one seed; evaluate on every split in ``cfg['eval_splits']``.
+
+    Writes ``out/metrics.json`` and ``out/samples.png`` (observed / truth / prediction / error,
+    one field per family of the last evaluated split).
+    """
+    import torch
+
+    from reconlab.sparse.plots import sample_grid
+    from reconlab.sparse.train import (
+        evaluation_masks,
+        field_metrics,
+        predict_fields,
+        summarize_by_family,
+        train_cell,
+    )
+
+    out = Path(out)
+    cfg = dict(cfg)
+    torch.set_num_threads(cfg["train"]["threads"])
+    started = time.time()
+    train, _, families = _load(fields_dir, "train")
+    model, history = train_cell(cfg, train, seed, log=log, checkpoint=out / "train_state.pt")
+    result = {
+        "cell": cell,
+        "seed": seed,
+        "techniques": list(cell_techniques(cell)),
+        "fixed_queries": cell == ABLATION,
+        "config": cfg,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "train_seconds": history["train_seconds"],
+        "seconds_per_step": history["seconds_per_step"],
+        "history": {"step": history["step"], "loss": history["loss"]},
+    }
+    t0 = time.perf_counter()
+    for split in cfg["eval_splits"]:
+        fields, family, _ = _load(fields_dir, split)
+        masks = evaluation_masks(cfg, len(fields), fields[0].size, split)
+        pred = predict_fields(model, cfg, fields, masks, seed)
+        result[split] = summarize_by_family(field_metrics(pred, fields), family, families)
+        log(f"{cell} seed {seed} {split}: PSNR {result[split]['all']['psnr']:.2f} dB")
+    result["eval_seconds"] = round(time.perf_counter() - t0, 2)
+    pick = one_per_family(family)
+    sample_grid(
+        out / "samples.png",
+        fields[pick],
+        pred[pick],
+        masks[pick],
+        [families[f] for f in family[pick]],
+        f"{cell} (seed {seed}, {split})",
+    )
+    result["started"], result["finished"] = round(started, 2), round(time.time(), 2)
+    write_json(out / "metrics.json", result)
+    (out / "train_state.pt").unlink(missing_ok=True)
+    return result
+
+
+def round_cells(section: Mapping, k: int, previous: Mapping | None) -> list[str]:
+    """The cells of round k: round 1 from params, later rounds from round k-1's record."""
+    if k == 1:
+        return first_round(section)
+    if previous is None:
+        raise ValueError(f"sparse: round {k} needs round {k - 1}'s record")
+    return list(previous["next"])
+
+
+def run_round(
+    section: Mapping, k: int, cells_dir: str | Path, previous: str | Path | None, out: str | Path
+) -> dict:
+    """Collect round k's seed metrics, pick the best cell so far, write round k+1's cells."""
+    prev = read_json(previous) if previous else None
+    results = {
+        cell: [
+            read_json(Path(cells_dir) / cell / f"seed{s}" / "metrics.json")
+            for s in section["grid"]["seeds"]
+        ]
+        for cell in round_cells(section, k, prev)
+    }
+    record = decide_round(section, k, results, prev)
+    write_json(out, record)
+    return record
+
+
+def run_baselines(section: Mapping, fields_dir: str | Path, out: str | Path, log=print) -> dict:
+    """Every interpolation baseline on every eval split, with the same seeded masks as the cells."""
+    from reconlab.sparse.baselines import interpolate_fields
+    from reconlab.sparse.grid import cell_config
+    from reconlab.sparse.train import evaluation_masks, field_metrics, summarize_by_family
+
+    cfg = cell_config(section, "baseline")
+    result = {"methods": list(section["baselines"]["methods"])}
+    for split in eval_splits(section):
+        fields, family, families = _load(fields_dir, split)
+        masks = evaluation_masks(cfg, len(fields), fields[0].size, split)
+        result[split] = {}
+        for method in result["methods"]:
+            t0 = time.perf_counter()
+            pred = interpolate_fields(method, fields, masks)
+            summary = summarize_by_family(field_metrics(pred, fields), family, families)
+            summary["seconds"] = round(time.perf_counter() - t0, 2)
+            result[split][method] = summary
+            log(f"baseline {method} {split}: PSNR {summary['all']['psnr']:.2f} dB")
+    write_json(out, result)
+    return result
+
+
+def run_overfit(section: Mapping, fields_dir: str | Path, out: str | Path, log=print) -> dict:
+    """Fit the baseline model to ONE training field; PSNR over its 1024 pixels (expect >= 40 dB)."""
+    import torch
+
+    from reconlab.sparse.grid import cell_config
+    from reconlab.sparse.train import field_metrics, overfit_one_field
+
+    o = section["overfit"]
+    torch.set_num_threads(section["train"]["threads"])
+    train, family, families = _load(fields_dir, "train")
+    field = train[o["field_index"] : o["field_index"] + 1]
+    cfg = cell_config(section, "baseline")
+    pred, history = overfit_one_field(
+        cfg, field, o["steps"], o["lr"], o["batch_size"], seed=0, log=log
+    )
+    m = field_metrics(pred, field)
+    result = {
+        "field_index": o["field_index"],
+        "family": families[int(family[o["field_index"]])],
+        "steps": o["steps"],
+        "psnr": round(float(m["psnr"][0]), 3),
+        "psnr_unclamped": round(float(m["psnr_unclamped"][0]), 3),
+        "train_seconds": history["train_seconds"],
+    }
+    log(f"overfit: PSNR {result['psnr']:.2f} dB after {o['steps']} steps")
+    write_json(out, result)
+    return result

@@ -1,0 +1,63 @@
+"""The tokenizer rules under real Snakemake on the smoke config: outputs and rerun sets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import SMOKE, planned_jobs, snakemake
+
+TOKENIZER_JOBS = {"train_tokenizer", "evaluate_tokenizer", "jpeg_baseline", "summarize_tokenizer"}
+
+
+def _with_tokenizer_rules(project):
+    snakefile = project / "Snakefile"
+    text = snakefile.read_text()
+    if "tokenizer.smk" not in text:  # before the include lands in the Snakefile
+        text = text.replace(
+            'include: "workflow/rules/report.smk"',
+            'include: "workflow/rules/tokenizer.smk"\ninclude: "workflow/rules/report.smk"',
+        )
+        snakefile.write_text(text)
+    return project
+
+
+@pytest.mark.slow
+def test_tokenizer_rules_run_and_rerun_by_content(project):
+    p = _with_tokenizer_rules(project)
+    snakemake(p, *SMOKE, "--until", "summarize_tokenizer")
+    metrics = json.loads((p / "metrics/tokenizer.json").read_text())
+    smoke = yaml.safe_load((p / "config/smoke.yaml").read_text())["tokenizer"]
+    assert set(metrics["variants"]) == set(smoke["variants"])
+    for variant in smoke["variants"]:
+        for res in smoke["eval"]["resolutions"]:
+            assert (p / f"results/tokenizer/{variant}/eval_{res}.json").exists()
+        assert not (p / f"results/tokenizer/.checkpoints/{variant}.pt").exists()
+    for fig in ("psnr_vs_bpp.png", "resolution_scaling.png", "summary.csv"):
+        assert (p / "results/tokenizer" / fig).stat().st_size > 0
+    assert not planned_jobs(p, *SMOKE, "--until", "summarize_tokenizer") & TOKENIZER_JOBS
+
+    # JPEG qualities: the baseline and the summary rerun, no training, no evaluation.
+    path = p / "config/smoke.yaml"
+    original = path.read_text()
+    data = yaml.safe_load(original)
+    data["tokenizer"]["jpeg"]["qualities"] = [10, 60]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    jobs = planned_jobs(p, *SMOKE, "--until", "summarize_tokenizer")
+    assert jobs & TOKENIZER_JOBS == {"jpeg_baseline", "summarize_tokenizer"}
+
+    # An evaluation setting: evaluation reruns, training does not.
+    data = yaml.safe_load(original)
+    data["tokenizer"]["eval"]["overlap"] = 0
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    jobs = planned_jobs(p, *SMOKE, "--until", "summarize_tokenizer")
+    assert "evaluate_tokenizer" in jobs and "train_tokenizer" not in jobs
+
+    # A training setting: everything of the stage reruns except the JPEG baseline.
+    data = yaml.safe_load(original)
+    data["tokenizer"]["train"]["steps"] = 5
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    jobs = planned_jobs(p, *SMOKE, "--until", "summarize_tokenizer")
+    assert jobs & TOKENIZER_JOBS == TOKENIZER_JOBS - {"jpeg_baseline"}
+    path.write_text(original)

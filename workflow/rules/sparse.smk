@@ -1,0 +1,150 @@
+# Sparse-query study: one job per technique cell and seed; greedy rounds decided by a checkpoint
+# (round k+1's cells are read from round k's record); baselines, overfit check, aggregation.
+from reconlab.io import read_json
+from reconlab.sparse.grid import (
+    ABLATION,
+    cell_config_json,
+    cell_metric_paths,
+    first_round,
+    round_record_paths,
+)
+
+SPARSE_CELL_CODE = code(
+    "sparse/task.py",
+    "sparse/encoding.py",
+    "sparse/models.py",
+    "sparse/flow.py",
+    "sparse/techniques.py",
+    "sparse/train.py",
+    "sparse/study.py",
+    "sparse/plots.py",
+    "data/fields.py",
+    "checkpoint.py",
+    "io.py",
+)
+
+
+rule sparse_cell:
+    input:
+        fields=rules.make_fields.output.fields,
+    output:
+        metrics="results/sparse/cells/{cell}/seed{seed}/metrics.json",
+        samples="results/sparse/cells/{cell}/seed{seed}/samples.png",
+    log:
+        "logs/sparse/cells/{cell}/seed{seed}.log",
+    wildcard_constraints:
+        cell=r"[a-z_+]+",
+        seed=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=1500,
+    params:
+        cfg=lambda wildcards: cell_config_json(config["sparse"], wildcards.cell),
+        code=SPARSE_CELL_CODE,
+    shell:
+        "reconlab sparse-cell --cell-config {params.cfg:q} --cell {wildcards.cell:q}"
+        " --seed {wildcards.seed} --fields {input.fields}"
+        " --out $(dirname {output.metrics}) 2>&1 | tee {log}"
+
+
+checkpoint sparse_round:
+    input:
+        # round 1 from params; round k > 1 from round k-1's record (the checkpoint output)
+        cells=lambda wildcards: cell_metric_paths(
+            config["sparse"],
+            (
+                first_round(config["sparse"])
+                if int(wildcards.k) == 1
+                else read_json(
+                    checkpoints.sparse_round.get(k=int(wildcards.k) - 1).output.record
+                )["next"]
+            ),
+        ),
+        previous=lambda wildcards: round_record_paths(1, int(wildcards.k) - 1)[-1:],
+    output:
+        record="results/sparse/rounds/round{k}.json",
+    log:
+        "logs/sparse/round{k}.log",
+    wildcard_constraints:
+        k=r"\d+",
+    params:
+        cfg=section("sparse"),
+        code=code("sparse/grid.py", "sparse/study.py", "sparse/techniques.py", "io.py"),
+        previous=lambda wildcards, input: (
+            f"--previous {input.previous}" if input.previous else ""
+        ),
+    shell:
+        "reconlab sparse-round --params {params.cfg:q} --round {wildcards.k}"
+        " --cells results/sparse/cells {params.previous} --out {output.record} 2>&1 | tee {log}"
+
+
+rule sparse_baselines:
+    input:
+        fields=rules.make_fields.output.fields,
+    output:
+        metrics="results/sparse/baselines.json",
+    log:
+        "logs/sparse/baselines.log",
+    resources:
+        mem_mb=1000,
+    params:
+        cfg=section("sparse"),
+        code=code("sparse/baselines.py", "sparse/study.py", "sparse/task.py", "io.py"),
+    shell:
+        "reconlab sparse-baselines --params {params.cfg:q} --fields {input.fields}"
+        " --out {output.metrics} 2>&1 | tee {log}"
+
+
+rule sparse_overfit:
+    input:
+        fields=rules.make_fields.output.fields,
+    output:
+        metrics="results/sparse/overfit.json",
+    log:
+        "logs/sparse/overfit.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        cfg=section("sparse"),
+        code=SPARSE_CELL_CODE,
+    shell:
+        "reconlab sparse-overfit --params {params.cfg:q} --fields {input.fields}"
+        " --out {output.metrics} 2>&1 | tee {log}"
+
+
+rule aggregate_sparse:
+    input:
+        rounds=round_record_paths(1, config["sparse"]["grid"]["rounds"]),
+        ablation=cell_metric_paths(
+            config["sparse"],
+            [ABLATION] if config["sparse"]["grid"]["fixed_query_ablation"] else [],
+        ),
+        baselines=rules.sparse_baselines.output.metrics,
+        overfit=rules.sparse_overfit.output.metrics,
+    output:
+        summary="results/sparse/summary.json",
+        matrix="results/sparse/performance_matrix.csv",
+        ranking="results/sparse/technique_ranking.json",
+        best="results/sparse/best_combinations.json",
+        heatmap="results/sparse/improvement_heatmap.png",
+        metrics="metrics/sparse.json",
+    log:
+        "logs/sparse/aggregate.log",
+    params:
+        cfg=section("sparse"),
+        code=code("sparse/aggregate.py", "sparse/grid.py", "sparse/plots.py", "io.py"),
+    shell:
+        "reconlab sparse-aggregate --params {params.cfg:q} --rounds results/sparse/rounds"
+        " --cells results/sparse/cells --baselines {input.baselines} --overfit {input.overfit}"
+        " --out results/sparse --metrics {output.metrics} 2>&1 | tee {log}"
+
+
+TARGETS["sparse"] = [
+    rules.aggregate_sparse.output.summary,
+    rules.aggregate_sparse.output.matrix,
+    rules.aggregate_sparse.output.ranking,
+    rules.aggregate_sparse.output.best,
+    rules.aggregate_sparse.output.heatmap,
+    rules.aggregate_sparse.output.metrics,
+]
