@@ -8,7 +8,7 @@ batch gathering from (possibly memory-mapped) bf16 features. Rounds alternate be
 (one short training each) so that load from other processes hits both alike; the medians of
 the throughputs and of the per-round ratios are reported. On a shared machine, use more rounds.
 
-    .venv/bin/python benchmarks/decoder_train.py [--grid 8] [--images 64] [--epochs 1] [--rounds 8]
+    .venv/bin/python benchmarks/decoder_train.py [--grid 16] [--images 48] [--epochs 1] [--rounds 6]
 
 Ends with ``RESULT plain_samples_s=<x> reconlab_samples_s=<y> speedup=<y/x>``.
 """
@@ -69,14 +69,14 @@ def reconlab_loop(cfg: DecoderConfig, data: DecoderDataset, patch: int) -> tuple
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--grid", type=int, default=8, help="patch grid (8 -> 112 px at patch 14)")
+    ap.add_argument("--images", type=int, default=48)
+    ap.add_argument("--grid", type=int, default=16, help="patch grid (16 -> 224 px at patch 14)")
     ap.add_argument("--dim", type=int, default=384, help="feature dim (ViT-S: 384)")
     ap.add_argument("--patch", type=int, default=14)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=6)
     args = ap.parse_args()
 
     threads = set_threads()

@@ -113,9 +113,10 @@ def main() -> None:
         ).eval()
     else:
         for module in plain.modules():
-            gamma = getattr(module, "gamma", None)
-            if isinstance(gamma, torch.nn.Parameter):
-                gamma.data.fill_(args.layerscale)
+            for name in ("gamma", "gamma_1", "gamma_2"):  # timm ViT / Eva (DINOv3) layouts
+                gamma = getattr(module, name, None)
+                if isinstance(gamma, torch.nn.Parameter):
+                    gamma.data.fill_(args.layerscale)
         weights = str(Path(tmp.name) / "weights.safetensors")
         save_file({k: v.contiguous() for k, v in plain.state_dict().items()}, weights)
     mean = torch.tensor(plain.pretrained_cfg["mean"]).view(1, 3, 1, 1)

@@ -35,14 +35,18 @@ def test_bicubic_thumbnail_keeps_patch_constant_images():
 def test_mean_image_of_uint8_and_float_agree():
     images = torch.rand(5, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     as_uint8 = to_uint8(images)
-    assert torch.allclose(mean_image(as_uint8, batch=2), (as_uint8.float() / 255).mean(0), atol=1e-6)
+    assert torch.allclose(
+        mean_image(as_uint8, batch=2), (as_uint8.float() / 255).mean(0), atol=1e-6
+    )
     with pytest.raises(ValueError, match="no training images"):
         mean_image(torch.empty(0, 3, 4, 4))
 
 
 def _test_set(n: int = 3) -> DecoderDataset:
     g = torch.Generator().manual_seed(2)
-    return DecoderDataset([torch.randn(n, 2, 2, 8, generator=g)], to_uint8(torch.rand(n, 3, 32, 32, generator=g)))
+    return DecoderDataset(
+        [torch.randn(n, 2, 2, 8, generator=g)], to_uint8(torch.rand(n, 3, 32, 32, generator=g))
+    )
 
 
 def test_evaluation_reports_decoder_and_baselines_per_image():
@@ -51,7 +55,9 @@ def test_evaluation_reports_decoder_and_baselines_per_image():
     model = create_decoder("tiny", 8, 16, width=8).eval()
     cfg = DecoderConfig(max_samples=2, eval_batch_size=2)
     mean = torch.full((3, 32, 32), 0.5)
-    ev = evaluate_decoder(model, test, mean, cfg, CPU, precision_for(CPU, "fp32"), files=["a", "b", "c"])
+    ev = evaluate_decoder(
+        model, test, mean, cfg, CPU, precision_for(CPU, "fp32"), files=["a", "b", "c"]
+    )
     s = ev.summary
     assert s["n_test"] == 3 and len(ev.rows) == 3 and ev.rows[2]["file"] == "c"
     for key in ("psnr", "ssim", "mae", "mse", "baseline_bicubic_psnr", "baseline_mean_psnr"):
@@ -85,10 +91,14 @@ def test_lpips_from_a_weights_file_and_clear_errors(tmp_path):
     assert (lpips(x, torch.rand(2, 3, 64, 64)) > 0).all()
     assert len(digest) == 64
 
-    with pytest.raises(FileNotFoundError, match=r"decoder.lpips_weights: .*missing.pth does not exist"):
+    with pytest.raises(
+        FileNotFoundError, match=r"decoder.lpips_weights: .*missing.pth does not exist"
+    ):
         load_lpips(tmp_path / "missing.pth", "alex")
     torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), tmp_path / "sq.pth")
-    with pytest.raises(ValueError, match=r"decoder.lpips_weights: .*sq.pth has no 'features.3.weight'"):
+    with pytest.raises(
+        ValueError, match=r"decoder.lpips_weights: .*sq.pth has no 'features.3.weight'"
+    ):
         load_lpips(tmp_path / "sq.pth", "alex")
     (tmp_path / "junk.pth").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="is not a torch state dict"):

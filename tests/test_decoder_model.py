@@ -52,7 +52,9 @@ def test_width_halves_per_stage_with_floor():
 
 
 def test_unknown_names_are_clear_errors():
-    with pytest.raises(ValueError, match=r"decoder.arch: 'unet' is not one of \['linear', 'tiny'\]"):
+    with pytest.raises(
+        ValueError, match=r"decoder.arch: 'unet' is not one of \['linear', 'tiny'\]"
+    ):
         create_decoder("unet", 8, 16)
     with pytest.raises(ValueError, match="decoder.norm"):
         create_decoder("tiny", 8, 16, norm="layer")

@@ -111,7 +111,9 @@ def test_dataset_rejects_misaligned_inputs():
     with pytest.raises(ValueError, match="uint8"):
         DecoderDataset([feats], torch.rand(3, 3, 28, 28))
     with pytest.raises(ValueError, match=r"\(N=3, h=2, w=2, D\)"):
-        DecoderDataset([feats, torch.randn(3, 3, 2, 4)], torch.zeros(3, 3, 28, 28, dtype=torch.uint8))
+        DecoderDataset(
+            [feats, torch.randn(3, 3, 2, 4)], torch.zeros(3, 3, 28, 28, dtype=torch.uint8)
+        )
 
 
 def test_several_inputs_are_concatenated_along_channels():
@@ -122,3 +124,24 @@ def test_several_inputs_are_concatenated_along_channels():
     assert x.shape == (1, 9, 2, 3) and x.dtype == torch.float32
     assert x.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(x[0, :4], a[1].permute(2, 0, 1))
+
+
+def test_precise_batchnorm_makes_eval_mode_match_the_training_statistics():
+    from reconlab.decoder.train import build_decoder, precise_batchnorm
+    from reconlab.runtime import precision_for
+
+    data = make_dataset(n=4)
+    cfg = tiny_cfg(norm="batch", eval_batch_size=4, precision="fp32")  # one batch: exact stats
+    torch.manual_seed(0)
+    model = build_decoder(cfg, data.channels, 14)
+    x = data.batch_features(torch.arange(4), CPU)
+    with torch.no_grad():
+        stale = model.eval()(x).rgb  # fresh running stats (mean 0, var 1)
+        train_mode = model.train()(x).rgb  # batch statistics
+    precise_batchnorm(model, data, cfg, CPU, precision_for(CPU, "fp32"))
+    with torch.no_grad():
+        calibrated = model.eval()(x).rgb
+    # (not exactly equal: running_var is the unbiased variance, batch normalisation the biased one)
+    stale_gap = (stale - train_mode).abs().mean()
+    calibrated_gap = (calibrated - train_mode).abs().mean()
+    assert calibrated_gap < 0.01 and calibrated_gap < stale_gap / 5, (calibrated_gap, stale_gap)

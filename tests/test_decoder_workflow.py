@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SMOKE, planned_jobs, run, snakemake
 
 BACKBONES = ["dinov2_s14", "dinov2_s14_reg", "dinov3_s16"]  # config/offline.yaml

@@ -25,6 +25,7 @@ def test_overfit_one_field_reaches_40_db():
             "enc_layers": 1,
             "dec_layers": 1,
             "distance_bias": True,
+            "kernel_prior": False,
             "prediction": "velocity",
             "fourier": {"kind": "fixed", "features": 32, "scale": 3.0, "octaves": 6},
         },

@@ -28,6 +28,7 @@ def tiny_cfg(techniques=(), backbone="transformer", prediction="velocity"):
             "enc_layers": 1,
             "dec_layers": 1,
             "distance_bias": True,
+            "kernel_prior": True,
             "prediction": prediction,
             "fourier": {"kind": "fixed", "features": 8, "scale": 3.0, "octaves": 4},
         },
@@ -166,3 +167,14 @@ def test_every_registered_model_runs_without_nan(name, techniques):
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(ValueError, match="sparse.model.backbone"):
         create_model("rnn")
+
+
+def test_kernel_smooth_is_nearest_for_tiny_and_mean_for_huge_bandwidth():
+    from reconlab.sparse.models import kernel_smooth
+
+    obs_xy = torch.tensor([[[0.1, 0.1], [0.9, 0.9]]])
+    obs_val = torch.tensor([[0.2, 0.8]])
+    q = torch.tensor([[[0.15, 0.1], [0.85, 0.95]]])
+    out = kernel_smooth(obs_xy, obs_val, q, torch.tensor([1e-3, 1e3]))
+    assert torch.allclose(out[0, :, 0], torch.tensor([0.2, 0.8]))  # nearest observation
+    assert torch.allclose(out[0, :, 1], torch.tensor([0.5, 0.5]))  # plain mean

@@ -220,7 +220,7 @@ class DecoderConfig:
     width: int = 64  # channels at the patch-grid resolution
     depth: int = 2  # conv blocks per upsampling stage
     norm: str = "batch"  # batch | group | none
-    upsample: str = "bilinear"  # nearest | bilinear | pixelshuffle
+    upsample: str = "nearest"  # nearest | bilinear | pixelshuffle
     min_width: int = 16
     epochs: int = 10
     batch_size: int = 16
@@ -263,18 +263,23 @@ class DiagnosticsConfig:
     layer: int | None = None  # None: final-layer patch tokens; k: cached patch_layer{k}
 
 
+def _sparse_default(key: str):
+    """A nested ``sparse`` default exactly as the schema fills it (one source of truth)."""
+    return dataclasses.field(default_factory=lambda: validate_params({"sparse": {}})["sparse"][key])
+
+
 @dataclasses.dataclass(frozen=True)
 class SparseConfig:
-    """``sparse``: the sparse-query flow-matching study (nested sections stay plain dicts;
-    the schema fills their defaults). A cell's own view is ``sparse.grid.cell_config``."""
+    """``sparse``: the sparse-query flow-matching study (nested sections stay plain dicts whose
+    defaults come from the schema). A cell's own view is ``sparse.grid.cell_config``."""
 
     mask_seed: int = 0  # evaluation masks: identical for every cell and baseline
     observed: int = 51  # observed pixels per field (5% of 32x32)
     queries: int = 200  # random query pixels per field and training step
-    model: dict = dataclasses.field(default_factory=dict)  # backbone, width, fourier, ...
-    train: dict = dataclasses.field(default_factory=dict)  # steps, batch_size, lr, ...
-    sampler: dict = dataclasses.field(default_factory=dict)  # ODE method and steps
-    techniques: dict = dataclasses.field(default_factory=dict)  # settings of the ten techniques
-    grid: dict = dataclasses.field(default_factory=dict)  # searched techniques, rounds, seeds
-    baselines: dict = dataclasses.field(default_factory=dict)  # interpolation methods
-    overfit: dict = dataclasses.field(default_factory=dict)  # one-field capacity check
+    model: dict = _sparse_default("model")  # backbone, width, fourier, kernel prior, ...
+    train: dict = _sparse_default("train")  # steps, batch_size, lr, device, ...
+    sampler: dict = _sparse_default("sampler")  # ODE method and steps
+    techniques: dict = _sparse_default("techniques")  # settings of the ten techniques
+    grid: dict = _sparse_default("grid")  # searched techniques, rounds, seeds, splits
+    baselines: dict = _sparse_default("baselines")  # interpolation methods
+    overfit: dict = _sparse_default("overfit")  # one-field capacity check

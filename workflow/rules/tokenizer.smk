@@ -114,6 +114,9 @@ rule summarize_tokenizer:
             rules.evaluate_tokenizer.output.test_split, variant=TOKENIZER_VARIANTS
         ),
         jpeg=rules.jpeg_baseline.output.csv,
+        train_logs=expand(
+            rules.train_tokenizer.output.train_log, variant=TOKENIZER_VARIANTS
+        ),
     output:
         metrics="metrics/tokenizer.json",
         psnr_vs_bpp="results/tokenizer/psnr_vs_bpp.png",

@@ -107,7 +107,7 @@ class TinyDecoder(nn.Module):
         width: int = 128,  # channels at the patch-grid resolution
         depth: int = 2,  # conv blocks per stage
         norm: str = "group",  # group | batch | none
-        upsample: str = "bilinear",  # nearest | bilinear | pixelshuffle
+        upsample: str = "nearest",  # nearest | bilinear | pixelshuffle
         min_width: int = 16,  # floor for the halving widths of the high-resolution stages
     ):
         super().__init__()

@@ -40,7 +40,9 @@ def _figure(rows: int, cols: int, cell: float = 2.2):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, cell * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cell * cols, cell * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     return fig, axes

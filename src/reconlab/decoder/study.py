@@ -23,6 +23,7 @@ from reconlab.decoder.model import count_parameters
 from reconlab.decoder.train import LOG_FIELDS, build_decoder, train_decoder
 from reconlab.features.cache import FeatureCache
 from reconlab.io import atomic_dir, atomic_path, read_csv, read_json, write_csv, write_json
+from reconlab.provenance import source_hash
 from reconlab.runtime import precision_for, resolve_device
 
 MODEL_FILE = "model.safetensors"
@@ -66,8 +67,11 @@ def run_training(
     val = load_split(cache, "val", cfg.inputs, prepared)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
+    # A checkpoint resumes only with the same params, the same cache and the same training code.
+    code = source_hash("decoder/model.py", "decoder/train.py", "decoder/data.py")
+    fingerprint = {"features": identity, "code": code}
     result = train_decoder(
-        cfg, train, val, identity["patch_size"], checkpoint, {"features": identity},
+        cfg, train, val, identity["patch_size"], checkpoint, fingerprint,
         progress=progress,
     )  # fmt: skip
     info = {
@@ -88,9 +92,9 @@ def run_training(
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     with atomic_path(out / MODEL_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"train": json.dumps(info, sort_keys=True)})
+        save_file(state, str(tmp), metadata={"train": json.dumps(_finite(info), sort_keys=True)})
     write_csv(out / "train_log.csv", result.log, LOG_FIELDS)
-    write_json(out / "train.json", info)
+    write_json(out / "train.json", _finite(info))
     return info
 
 

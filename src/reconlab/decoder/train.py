@@ -77,6 +77,37 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
+@torch.no_grad()
+def precise_batchnorm(
+    model: nn.Module,
+    data: DecoderDataset,
+    cfg: DecoderConfig,
+    device: torch.device,
+    prec: Precision,
+) -> None:
+    """Replace BatchNorm running statistics by their exact average over ``data`` ("precise BN").
+
+    With few optimizer steps, BatchNorm's exponential running averages (momentum 0.1) still
+    remember the first, untrained steps, so eval-mode predictions are far worse than the
+    training loss says. One forward pass over the training set with the final weights fixes
+    that; it uses no randomness, so resumed runs stay identical to uninterrupted ones.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches of this pass
+    model.train()
+    for start in range(0, len(data), cfg.eval_batch_size):
+        idx = torch.arange(start, min(start + cfg.eval_batch_size, len(data)))
+        with prec.autocast():
+            model(data.batch_features(idx, device, cfg.channels_last))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
 @torch.inference_mode()
 def validation_loss(
     model: nn.Module,
@@ -194,6 +225,7 @@ def train_decoder(
         bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
 
         if step % steps_per_epoch == 0:  # end of an epoch: validate and log
+            precise_batchnorm(model, train, cfg, device, prec)
             val_loss = validation_loss(model, val, cfg, device, prec) if val else math.nan
             log.append(
                 {

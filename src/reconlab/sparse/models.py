@@ -111,16 +111,40 @@ class Block(nn.Module):
         return x + self.drop((1 + g2) * self.mlp(h))
 
 
-class QueryTokens(nn.Module):
-    """Shared embeddings: observed tokens = code(xy) + MLP(value); query tokens = code(xy) + x_t."""
+KERNEL_WIDTHS_PX = (1.0, 2.0, 4.0, 8.0)
 
-    def __init__(self, width, fourier: dict, self_cond: bool, generator=None):
+
+def kernel_smooth(obs_xy, obs_val, query_xy, widths: torch.Tensor) -> torch.Tensor:
+    """Nadaraya-Watson (Gaussian-kernel) averages of the observed values at each query.
+
+    (B,N,2), (B,N), (B,Q,2), (K,) bandwidths -> (B, Q, K). A fixed, parameter-free interpolation
+    the network starts from instead of having to discover interpolation by itself.
+    """
+    d2 = torch.cdist(query_xy, obs_xy).pow(2)  # (B, Q, N)
+    logits = -d2.unsqueeze(-1) / (2 * widths.pow(2))  # (B, Q, N, K)
+    w = torch.softmax(logits, dim=2)
+    return (w * obs_val[:, None, :, None]).sum(2)
+
+
+class QueryTokens(nn.Module):
+    """Shared embeddings: observed tokens = code(xy) + MLP(value); query tokens = code(xy) + x_t
+    (+ the kernel-smoothed observations at the query, when ``kernel_prior``)."""
+
+    def __init__(
+        self, width, fourier: dict, self_cond: bool, kernel_prior=False, size=32, generator=None
+    ):
         super().__init__()
         self.code = FourierFeatures(width, generator=generator, **fourier)
         self.value = nn.Sequential(nn.Linear(1, width), nn.GELU(), nn.Linear(width, width))
         self.self_cond = self_cond
         self.state = nn.Linear(2 if self_cond else 1, width)
         self.time = nn.Sequential(nn.Linear(32, width), nn.GELU(), nn.Linear(width, width))
+        self.prior = None
+        if kernel_prior:
+            self.register_buffer("widths", torch.tensor(KERNEL_WIDTHS_PX) / size)
+            self.prior = nn.Sequential(
+                nn.Linear(len(KERNEL_WIDTHS_PX), width), nn.GELU(), nn.Linear(width, width)
+            )
 
     def forward(self, obs_xy, obs_val, query_xy, x_t, t, cond):
         obs = self.code(obs_xy) + self.value(obs_val.unsqueeze(-1) - 0.5)
@@ -129,7 +153,10 @@ class QueryTokens(nn.Module):
             c = torch.zeros_like(x_t) if cond is None else cond
             state = torch.cat([state, c.unsqueeze(-1)], -1)
         temb = self.time(time_embedding(t, 32))
-        return obs, self.code(query_xy) + self.state(state), temb
+        q = self.code(query_xy) + self.state(state)
+        if self.prior is not None:
+            q = q + self.prior(kernel_smooth(obs_xy, obs_val, query_xy, self.widths) - 0.5)
+        return obs, q, temb
 
 
 class SparseTransformer(nn.Module):
@@ -142,6 +169,7 @@ class SparseTransformer(nn.Module):
         enc_layers: int = 2,
         dec_layers: int = 2,
         distance_bias: bool = True,
+        kernel_prior: bool = False,
         fourier: dict | None = None,
         self_cond: bool = False,
         adaln: bool = False,
@@ -152,7 +180,7 @@ class SparseTransformer(nn.Module):
         super().__init__()
         spacing = 4.0 / size
         self.adaln = adaln
-        self.tokens = QueryTokens(width, fourier or {}, self_cond, generator)
+        self.tokens = QueryTokens(width, fourier or {}, self_cond, kernel_prior, size, generator)
         self.encoder = nn.ModuleList(
             Block(width, heads, distance_bias, spacing, drop_path) for _ in range(enc_layers)
         )
@@ -204,6 +232,7 @@ class SparseMamba(nn.Module):
         width: int = 64,
         enc_layers: int = 1,
         dec_layers: int = 1,
+        kernel_prior: bool = False,
         fourier: dict | None = None,
         self_cond: bool = False,
         adaln: bool = False,
@@ -216,7 +245,7 @@ class SparseMamba(nn.Module):
         from mambapy.mamba import Mamba, MambaConfig
 
         self.size = size
-        self.tokens = QueryTokens(width, fourier or {}, self_cond, generator)
+        self.tokens = QueryTokens(width, fourier or {}, self_cond, kernel_prior, size, generator)
         self.mamba = Mamba(MambaConfig(d_model=width, n_layers=enc_layers + dec_layers, pscan=True))
         self.drop = DropPath(drop_path)
         self.norm = nn.LayerNorm(width, elementwise_affine=not adaln)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
+FIXED_QUERY_STRIDE = 5  # the earlier study's fixed test pixels: 0, 5, 10, ... (ablation only)
 
 
 def pixel_coords(size: int) -> torch.Tensor:
@@ -67,8 +68,9 @@ class QuerySampler:
         n_observed: observed pixels per field (51).
         n_queries: query pixels per field and step (200).
         seed: seeds the sampler's own generator (independent of model init).
-        fixed_queries: ablation: always query the same ``n_queries`` positions (and observe the
-            same pixels), which is what made earlier models collapse to the field mean.
+        fixed_queries: the ablation that reproduces the earlier study's bug: every step queries
+            the same ``n_observed`` pixels 0, 5, 10, ..., 250 (its "test pixels", all in the top
+            quarter of the field) instead of ``n_queries`` random ones; observed pixels stay random.
     """
 
     def __init__(
@@ -86,16 +88,14 @@ class QuerySampler:
         self.generator = torch.Generator().manual_seed(seed)
         self.fixed = None
         if fixed_queries:
-            idx = random_indices(1, self.n_pixels, n_observed + n_queries, self.generator)[0]
-            self.fixed = (idx[:n_observed], idx[n_observed:])
+            self.fixed = torch.arange(n_observed) * FIXED_QUERY_STRIDE
 
     def sample(self, batch: int) -> Batch:
         pick = torch.randint(len(self.fields), (batch,), generator=self.generator)
         f = self.fields[pick]
+        obs = random_indices(batch, self.n_pixels, self.n_observed, self.generator)
         if self.fixed is not None:
-            obs = self.fixed[0].expand(batch, -1)
-            query = self.fixed[1].expand(batch, -1)
+            query = self.fixed.expand(batch, -1)
         else:
-            obs = random_indices(batch, self.n_pixels, self.n_observed, self.generator)
             query = random_indices(batch, self.n_pixels, self.n_queries, self.generator)
         return gather_batch(f, self.coords, obs, query)

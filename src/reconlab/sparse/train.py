@@ -37,6 +37,7 @@ def build_model(cfg: dict, size: int, seed: int) -> nn.Module:
         enc_layers=m["enc_layers"],
         dec_layers=m["dec_layers"],
         distance_bias=m["distance_bias"],
+        kernel_prior=m["kernel_prior"],
         fourier=fourier,
         self_cond="self_cond" in tech,
         adaln="adaln" in tech,

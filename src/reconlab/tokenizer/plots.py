@@ -161,5 +161,9 @@ def summarize_tokenizer(
             "dead_codes_test": split["dead_codes"],
             "psnr_test_crops": round(split["psnr"], 3),
         }
+        train_log = results / variant / "train_log.json"
+        if train_log.exists():  # usage over the whole train split, at the end of training
+            final = read_json(train_log)["final"]["train"]
+            out["variants"][variant]["codebook_usage_train"] = round(final["codebook_usage"], 2)
     write_json(metrics, out)
     return out

@@ -81,7 +81,9 @@ def render(ctx: ReportContext) -> str | None:
         parts.append(f"<p>LPIPS: {ctx.esc(lpips_note)}.</p>")
     for m in results:
         folder = ctx.results / "decoder" / m["backbone_id"]
-        parts.append(f"<h3>{ctx.esc(m['backbone_id'])} {ctx.untrained_badge(m.get('weights'))}</h3>")
+        parts.append(
+            f"<h3>{ctx.esc(m['backbone_id'])} {ctx.untrained_badge(m.get('weights'))}</h3>"
+        )
         parts.append(ctx.img(folder / "comparison.png", f"{m['backbone_id']}: test images"))
         parts.append(ctx.img(folder / "loss_plot.png", f"{m['backbone_id']}: train / val loss"))
     return "\n".join(parts)

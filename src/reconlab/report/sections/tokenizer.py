@@ -57,7 +57,11 @@ def render(ctx: ReportContext) -> str | None:
         "native size); JPEG (Pillow, whole-file bytes) on the same images. FID/FDD: not computed "
         "(no pretrained weights offline, and too few test images).</p>",
         f"<p>Where a variant beats JPEG: {ctx.esc(', '.join(wins)) if wins else 'nowhere in this run'}.</p>",
-        f"<h3>Per variant at {ref} px (codebook health over the whole test split)</h3>",
+        f"<h3>Per variant at {ref} px</h3>",
+        "<p>Codebook usage: <code>codebook_usage_test</code> counts codes used over every crop of "
+        "the test split, <code>codebook_usage_train</code> over every crop of the train split "
+        "(target: 95% for the default variant). A test split of one or two photos holds few "
+        "tokens and one kind of content, so it uses fewer codes than the train split.</p>",
         ctx.table(rows),
         ctx.img(root / "psnr_vs_bpp.png", "PSNR vs bits per pixel, with the JPEG curve"),
         ctx.img(root / "resolution_scaling.png", "PSNR, throughput and peak memory vs resolution"),
