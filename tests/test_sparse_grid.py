@@ -70,13 +70,15 @@ def test_round_expansion_greedy_from_best_and_stops_without_gain():
 
 def test_beneficial_needs_twice_the_baseline_std():
     scores = {
-        "baseline": {"mean": 10.0, "std": 0.5},
+        "baseline": {"mean": 10.0, "std": 0.5, "n": 3},
         "ema": {"mean": 10.9, "std": 0.1},
         "adaln": {"mean": 11.2, "std": 0.1},
     }
     ranking = {r["technique"]: r for r in technique_ranking(scores)}
     assert not ranking["ema"]["beneficial"] and ranking["adaln"]["beneficial"]
     assert [r["technique"] for r in technique_ranking(scores)] == ["adaln", "ema"]
+    scores["baseline"] = {"mean": 10.0, "std": 0.0, "n": 1}
+    assert all(r["beneficial"] is None for r in technique_ranking(scores))
 
 
 SPARSE_TARGETS = ["results/sparse/summary.json", "metrics/sparse.json"]

@@ -129,9 +129,9 @@ class DataConfig:
     source: str = "skimage"  # "skimage" (bundled colour photos) or a folder path
     seed: int = 0
     splits: dict = dataclasses.field(
-        default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2}
+        default_factory=lambda: {"train": 0.5, "val": 0.25, "test": 0.25}
     )
-    crop_size: int = 224
+    crop_size: int = 256
     crops_per_image: int = 8
     resize_shorter: int | None = 320  # shorter side before cropping; None keeps native size
     small_images: str = "upscale"  # "upscale" | "reject" for images smaller than the crop

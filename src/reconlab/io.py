@@ -102,15 +102,21 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
+        swap_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def swap_dir(finished: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move the folder ``finished`` onto ``path``; an old ``path`` survives until the swap."""
+    finished, path = Path(finished), Path(path)
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(path, old)
+        os.replace(finished, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(finished, path)

@@ -30,9 +30,13 @@ def _train(args: argparse.Namespace) -> int:
     info = run_training(cfg, args.features, _prepared(args.manifest), args.out, checkpoint,
                         progress=not args.no_progress)  # fmt: skip
     resumed = f", resumed at step {info['resumed_from_step']}" if info["resumed_from_step"] else ""
+    if info["resumed_from_step"] == info["steps"]:
+        resumed = ", all of them already in the checkpoint"
+    speed = info["train_samples_per_s"]
+    speed = f", {speed:.1f} samples/s" if speed == speed else ""  # NaN when no step was run
     print(
         f"train-decoder: {info['backbone_id']}: {info['steps']} steps on {info['n_train']} images"
-        f"{resumed}, {info['train_samples_per_s']:.1f} samples/s on {info['device']} -> {args.out}"
+        f"{resumed}{speed} on {info['device']} -> {args.out}"
     )
     return 0
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -39,7 +38,7 @@ from reconlab.features.cache import (
 )
 from reconlab.features.extract import FeatureExtractor, ImageDataset
 from reconlab.features.params import backbone_ids
-from reconlab.io import read_csv, read_json, sha256_bytes, write_json
+from reconlab.io import read_csv, read_json, sha256_bytes, swap_dir, write_json
 from reconlab.runtime import resolve_device, set_threads
 
 log = logging.getLogger(__name__)
@@ -129,19 +128,6 @@ def _load_progress(work: Path, header: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     return {"header": header, "shards": {}}
-
-
-def _swap_into_place(work: Path, out: Path) -> None:
-    """Replace ``out`` by the finished ``work`` folder; an old ``out`` survives until the swap."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(work, out)
 
 
 def _feature_rows(
@@ -269,5 +255,5 @@ def cache_features(
         print(f"{backbone_id}: {todo} images in {seconds:.1f} s ({todo / seconds:.1f} img/s)")
     write_index(work, index)
     (work / PROGRESS_NAME).unlink()
-    _swap_into_place(work, out)
+    swap_dir(work, out)
     return index

@@ -120,7 +120,8 @@ def decide_round(
 
 
 def technique_ranking(scores: Mapping[str, dict]) -> list[dict]:
-    """Single-technique gains over the baseline; beneficial iff gain > 2 x baseline std."""
+    """Single-technique gains over the baseline; beneficial iff gain > 2 x baseline std
+    (``None`` with fewer than two seeds)."""
     base = scores[BASELINE]
     rows = []
     for t in TECHNIQUES:
@@ -134,7 +135,8 @@ def technique_ranking(scores: Mapping[str, dict]) -> list[dict]:
                 "psnr_std": scores[t]["std"],
                 "gain_db": round(gain, 4),
                 "threshold_db": round(2 * base["std"], 4),
-                "beneficial": gain > 2 * base["std"],
+                # one seed has no spread: the criterion is undefined, not passed
+                "beneficial": gain > 2 * base["std"] if base.get("n", 0) >= 2 else None,
             }
         )
     return sorted(rows, key=lambda r: -r["gain_db"])

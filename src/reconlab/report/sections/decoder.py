@@ -77,6 +77,18 @@ def render(ctx: ReportContext) -> str | None:
             f"{ctx.esc(', '.join(losers))}.</strong> For these backbones the decoder recovers "
             "less than a patch-grid-sized thumbnail holds.</p>"
         )
+    untrained = [m["backbone_id"] for m in results if m.get("untrained")]
+    if len(untrained) == len(results):
+        parts.append(
+            "<p><strong>Every backbone here has random weights</strong> (e.g. an offline run): "
+            "the table measures the decoder on random features, not what DINO pretraining "
+            "encodes.</p>"
+        )
+    elif not untrained:
+        parts.append(
+            "<p>No random-init control in <code>features.backbones</code>: add an entry with "
+            "<code>weights: random</code> and the same model to see what pretraining adds.</p>"
+        )
     if lpips_note:
         parts.append(f"<p>LPIPS: {ctx.esc(lpips_note)}.</p>")
     for m in results:
