@@ -80,3 +80,9 @@ def smoke_project(tmp_path_factory) -> Path:
     dest = copy_project(tmp_path_factory.mktemp("smoke") / "project")
     snakemake(dest, *SMOKE)
     return dest
+
+
+@pytest.fixture
+def smoke_copy(smoke_project: Path, tmp_path: Path) -> Path:
+    """A private copy of ``smoke_project``: outputs, mtimes and Snakemake metadata included."""
+    return Path(shutil.copytree(smoke_project, tmp_path / "project", symlinks=True))

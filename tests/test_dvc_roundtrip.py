@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import BIN, copy_project, run, snakemake
+from conftest import BIN, planned_jobs, run, snakemake
 
 from reconlab.config import load_params
 
@@ -26,9 +26,11 @@ def _reconlab(repo, *args):
     return run([str(BIN / "reconlab"), *args], repo)
 
 
-def test_repro_push_clone_pull_sync_and_metrics_diff(tmp_path):
-    repo = copy_project(tmp_path / "repo")
-    # This repo's params.yaml *is* the smoke/offline config, so plain commands use it.
+def test_repro_push_clone_pull_sync_and_metrics_diff(smoke_copy, tmp_path):
+    # A project on which the smoke pipeline ran (outputs and Snakemake metadata included), made
+    # into a fresh git + DVC repo. Its params.yaml *is* the smoke/offline config, so plain
+    # commands (`dvc repro`, `snakemake`) use it and find the outputs up to date.
+    repo = smoke_copy
     merged = load_params(
         repo / "params.yaml", [repo / "config/offline.yaml", repo / "config/smoke.yaml"]
     )
@@ -41,6 +43,7 @@ def test_repro_push_clone_pull_sync_and_metrics_diff(tmp_path):
     # dvc repro runs Snakemake through the one wrapper stage and writes dvc.lock.
     out = _dvc(repo, "repro")
     assert "Running stage 'reproduce'" in out.stdout
+    assert "Nothing to be done" in out.stdout + out.stderr
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert {o["path"] for o in lock["stages"]["reproduce"]["outs"]} >= {"data/prepared", "results"}
     _git(repo, "add", "-A")
@@ -67,13 +70,14 @@ def test_repro_push_clone_pull_sync_and_metrics_diff(tmp_path):
 
     # A changed value, rerun, record, commit: dvc metrics diff shows it between commits.
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["crops_per_image"] = 3
+    params["fields"]["per_family"]["test"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "prepare_images" not in planned_jobs(repo)
     snakemake(repo)
     _reconlab(repo, "record")
     assert json.loads(_dvc(repo, "status", "--json").stdout) == {}
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "three crops per photo")
     diff = json.loads(_dvc(repo, "metrics", "diff", "HEAD~1", "--json").stdout)
-    change = diff["metrics/data.json"]["images.crops.train"]
-    assert change["new"] == change["old"] // 2 * 3
+    change = diff["metrics/data.json"]["fields.count.test"]
+    assert (change["old"], change["new"]) == (2 * 6, 3 * 6)

@@ -32,8 +32,9 @@ def test_second_run_has_nothing_to_do(smoke_project):
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
-def test_rerun_sets_follow_params_and_code(project):
-    snakemake(project, *SMOKE)
+def test_rerun_sets_follow_params_and_code(smoke_copy):
+    project = smoke_copy
+    assert planned_jobs(project, *SMOKE) == set()
     data_stage = {"prepare_images", "make_fields", "summarize_data"}
 
     # A data value: prepare_images and what depends on it, not make_fields.
@@ -45,11 +46,13 @@ def test_rerun_sets_follow_params_and_code(project):
     assert "make_fields" not in jobs
     smoke.write_text(original)
 
-    # An unrelated section: none of the data stage.
+    # Unrelated sections: none of the data stage.
     _edit_yaml(smoke, lambda d: d["report"].update(title="another title"))
+    assert planned_jobs(project, *SMOKE) == {"report"}
+    _edit_yaml(smoke, lambda d: d["decoder"].update(lr=0.0005))
     jobs = planned_jobs(project, *SMOKE)
-    assert "report" in jobs
-    assert not jobs & data_stage
+    assert "train_decoder" in jobs
+    assert not jobs & (data_stage | {"cache_features"})
     smoke.write_text(original)
     assert planned_jobs(project, *SMOKE) == set()
 
