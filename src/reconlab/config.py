@@ -216,7 +216,9 @@ class DecoderConfig:
     """``decoder``: the feature-inversion study (a tiny conv decoder from cached features to RGB)."""
 
     arch: str = "tiny"  # registry name in reconlab.decoder.model.DECODERS ("tiny" | "linear")
-    inputs: list = dataclasses.field(default_factory=lambda: ["patch"])  # cache tensors, concatenated
+    inputs: list = dataclasses.field(
+        default_factory=lambda: ["patch"]
+    )  # cache tensors, concatenated
     width: int = 64  # channels at the patch-grid resolution
     depth: int = 2  # conv blocks per upsampling stage
     norm: str = "batch"  # batch | group | none

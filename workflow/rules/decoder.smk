@@ -28,6 +28,8 @@ rule train_decoder:
         "logs/decoder/train_decoder_{backbone}.log",
     wildcard_constraints:
         backbone="[A-Za-z0-9_]+",
+    conda:
+        "../envs/reconlab.yaml"
     threads: workflow.cores
     resources:
         mem_mb=4000,
@@ -69,6 +71,8 @@ rule evaluate_decoder:
         "logs/decoder/evaluate_decoder_{backbone}.log",
     wildcard_constraints:
         backbone="[A-Za-z0-9_]+",
+    conda:
+        "../envs/reconlab.yaml"
     threads: workflow.cores
     resources:
         mem_mb=4000,
@@ -104,6 +108,8 @@ rule summarize_decoder:
         table="results/decoder/comparison.csv",
     log:
         "logs/decoder/summarize_decoder.log",
+    conda:
+        "../envs/reconlab.yaml"
     params:
         code=code("decoder/study.py", "io.py"),
     shell:

@@ -16,6 +16,8 @@ rule cache_features:
         "logs/features/cache_features_{backbone}.log",
     wildcard_constraints:
         backbone="[A-Za-z0-9_]+",
+    conda:
+        "../envs/reconlab.yaml"
     threads: workflow.cores
     resources:
         mem_mb=4000,
@@ -47,6 +49,8 @@ rule summarize_features:
         metrics="metrics/features.json",
     log:
         "logs/features/summarize_features.log",
+    conda:
+        "../envs/reconlab.yaml"
     params:
         code=code("features/summary.py", "features/cache.py", "io.py"),
     shell:

@@ -35,6 +35,8 @@ rule sparse_cell:
     wildcard_constraints:
         cell=r"[a-z_+]+",
         seed=r"\d+",
+    conda:
+        "../envs/reconlab.yaml"
     threads: 1
     resources:
         mem_mb=1500,
@@ -67,6 +69,8 @@ checkpoint sparse_round:
         "logs/sparse/round{k}.log",
     wildcard_constraints:
         k=r"\d+",
+    conda:
+        "../envs/reconlab.yaml"
     params:
         cfg=section("sparse"),
         code=code("sparse/grid.py", "sparse/study.py", "sparse/techniques.py", "io.py"),
@@ -85,6 +89,8 @@ rule sparse_baselines:
         metrics="results/sparse/baselines.json",
     log:
         "logs/sparse/baselines.log",
+    conda:
+        "../envs/reconlab.yaml"
     resources:
         mem_mb=1000,
     params:
@@ -102,6 +108,8 @@ rule sparse_overfit:
         metrics="results/sparse/overfit.json",
     log:
         "logs/sparse/overfit.log",
+    conda:
+        "../envs/reconlab.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -131,6 +139,8 @@ rule aggregate_sparse:
         metrics="metrics/sparse.json",
     log:
         "logs/sparse/aggregate.log",
+    conda:
+        "../envs/reconlab.yaml"
     params:
         cfg=section("sparse"),
         code=code("sparse/aggregate.py", "sparse/grid.py", "sparse/plots.py", "io.py"),

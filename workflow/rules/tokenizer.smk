@@ -18,6 +18,8 @@ rule train_tokenizer:
         "logs/tokenizer/train_{variant}.log",
     wildcard_constraints:
         variant="f[0-9]+[A-Za-z0-9.-]+",
+    conda:
+        "../envs/reconlab.yaml"
     threads: workflow.cores
     resources:
         mem_mb=4000,
@@ -65,6 +67,8 @@ rule evaluate_tokenizer:
         "logs/tokenizer/evaluate_{variant}.log",
     wildcard_constraints:
         variant="f[0-9]+[A-Za-z0-9.-]+",
+    conda:
+        "../envs/reconlab.yaml"
     threads: workflow.cores
     resources:
         mem_mb=8000,
@@ -96,6 +100,8 @@ rule jpeg_baseline:
         csv="results/tokenizer/jpeg/jpeg.csv",
     log:
         "logs/tokenizer/jpeg_baseline.log",
+    conda:
+        "../envs/reconlab.yaml"
     params:
         cfg=section_subset(config, "eval", "jpeg"),
         source=config["data"]["source"],
@@ -124,6 +130,8 @@ rule summarize_tokenizer:
         summary="results/tokenizer/summary.csv",
     log:
         "logs/tokenizer/summarize_tokenizer.log",
+    conda:
+        "../envs/reconlab.yaml"
     params:
         cfg=section_subset(config, "variants", "eval"),
         code=code("tokenizer/plots.py", "tokenizer/jpeg.py", "io.py"),
