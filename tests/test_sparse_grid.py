@@ -144,6 +144,12 @@ def test_checkpoint_rounds_on_a_tiny_grid(project):
         "grid_wall_s",
     ):
         assert key in summary
+    collapsed = summary["fixed_query_ablation_psnr"] <= summary["mean_predictor_psnr"] + 0.5
+    assert summary["fixed_query_ablation_collapsed"] is collapsed
+    assert set(summary["targets"]) == {
+        "sinusoid_psnr_at_least_30db",
+        "above_best_baseline_on_4_of_6_families",
+    }
     for name in (
         "performance_matrix.csv",
         "technique_ranking.json",

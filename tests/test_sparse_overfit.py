@@ -25,7 +25,7 @@ def test_overfit_one_field_reaches_40_db():
             "enc_layers": 1,
             "dec_layers": 1,
             "distance_bias": True,
-            "kernel_prior": False,
+            "kernel_prior": "none",
             "prediction": "velocity",
             "fourier": {"kind": "fixed", "features": 32, "scale": 3.0, "octaves": 6},
         },
@@ -36,8 +36,9 @@ def test_overfit_one_field_reaches_40_db():
             "weight_decay": 0.0,
             "checkpoint_every": 0,
             "device": "cpu",
+            "precision": "fp32",
         },
-        "sampler": {"method": "euler", "steps": 10},
+        "sampler": {"method": "euler", "steps": 10, "start": "median"},
         "techniques": {},
     }
     pred, history = overfit_one_field(

@@ -28,7 +28,7 @@ def tiny_cfg(techniques=(), backbone="transformer", prediction="velocity"):
             "enc_layers": 1,
             "dec_layers": 1,
             "distance_bias": True,
-            "kernel_prior": True,
+            "kernel_prior": "smooth",
             "prediction": prediction,
             "fourier": {"kind": "fixed", "features": 8, "scale": 3.0, "octaves": 4},
         },
@@ -39,8 +39,9 @@ def tiny_cfg(techniques=(), backbone="transformer", prediction="velocity"):
             "weight_decay": 0.0,
             "checkpoint_every": 0,
             "device": "cpu",
+            "precision": "fp32",
         },
-        "sampler": {"method": "euler", "steps": 2},
+        "sampler": {"method": "euler", "steps": 2, "start": "noise"},
         "techniques": {t: dict(DEFAULT_SETTINGS[t]) for t in techniques},
     }
 
@@ -157,9 +158,12 @@ def test_cell_config_holds_only_its_techniques():
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("prior", ["none", "smooth", "gp"])
 @pytest.mark.parametrize("techniques", [(), ("adaln", "self_cond", "droppath")])
-def test_every_registered_model_runs_without_nan(name, techniques):
-    model = build_model(tiny_cfg(techniques, backbone=name), 32, seed=0)
+def test_every_registered_model_runs_without_nan(name, prior, techniques):
+    cfg = tiny_cfg(techniques, backbone=name)
+    cfg["model"]["kernel_prior"] = prior
+    model = build_model(cfg, 32, seed=0)
     out = _predict(model, techniques)
     assert out.shape == (3, 32) and torch.isfinite(out).all()
 
@@ -178,3 +182,89 @@ def test_kernel_smooth_is_nearest_for_tiny_and_mean_for_huge_bandwidth():
     out = kernel_smooth(obs_xy, obs_val, q, torch.tensor([1e-3, 1e3]))
     assert torch.allclose(out[0, :, 0], torch.tensor([0.2, 0.8]))  # nearest observation
     assert torch.allclose(out[0, :, 1], torch.tensor([0.5, 0.5]))  # plain mean
+
+
+def test_gp_prior_matches_a_numpy_gp_at_each_length_scale():
+    from reconlab.sparse.models import GP_JITTER, gp_prior
+
+    rng = np.random.default_rng(0)
+    obs_xy = rng.uniform(0, 1, (1, 20, 2))
+    obs_val = np.sin(6 * obs_xy[..., 0]) * 0.4 + 0.5
+    q = rng.uniform(0, 1, (1, 7, 2))
+    scales = torch.tensor([0.05, 0.2])
+    prior = gp_prior(*(torch.tensor(a, dtype=torch.float32) for a in (obs_xy, obs_val, q)), scales)
+    assert prior.mean.shape == (1, 7, 2) and prior.std.shape == (1, 7, 2)
+    assert prior.evidence.shape == (1, 2)
+    y = obs_val[0]
+    mu, sd = y.mean(), y.std(ddof=1)
+
+    def kern(a, b, ell):
+        return np.exp(-((a[:, None] - b[None]) ** 2).sum(-1) / (2 * ell**2))
+
+    for k, ell in enumerate(scales.tolist()):
+        kxx = kern(obs_xy[0], obs_xy[0], ell) + GP_JITTER * np.eye(20)
+        expected = mu + sd * kern(q[0], obs_xy[0], ell) @ np.linalg.solve(kxx, (y - mu) / sd)
+        np.testing.assert_allclose(prior.mean[0, :, k].numpy(), expected, atol=1e-4)
+    # at an observed pixel the GP is certain and returns the observation
+    at_obs = gp_prior(
+        torch.tensor(obs_xy, dtype=torch.float32),
+        torch.tensor(obs_val, dtype=torch.float32),
+        torch.tensor(obs_xy[:, :3], dtype=torch.float32),
+        scales,
+    )
+    np.testing.assert_allclose(at_obs.mean[0, :, 0].numpy(), obs_val[0, :3], atol=1e-3)
+    assert (at_obs.std < 0.05).all()
+
+
+def test_gp_prior_model_starts_at_its_kriging_base_and_is_autocast_safe():
+    cfg = tiny_cfg((), prediction="data")
+    cfg["model"]["kernel_prior"] = "gp"
+    model = build_model(cfg, 32, seed=0)
+    g = torch.Generator().manual_seed(0)
+    obs_xy, q = torch.rand(2, 20, 2, generator=g), torch.rand(2, 9, 2, generator=g)
+    obs_val = torch.rand(2, 20, generator=g)
+    x_t, t = torch.randn(2, 9, generator=g), torch.rand(2, generator=g)
+    out, base = model(obs_xy, obs_val, q, x_t, t)
+    assert torch.equal(out, torch.zeros_like(out))  # zero-initialised head: only the base
+    from reconlab.sparse.models import gp_prior
+
+    means = gp_prior(obs_xy, obs_val, q, model.tokens.widths).mean
+    assert (base >= means.min(-1).values - 1e-5).all() and (
+        base <= means.max(-1).values + 1e-5
+    ).all()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        prior = gp_prior(obs_xy, obs_val, q, model.tokens.widths)
+    assert prior.mean.dtype == torch.float32
+    torch.testing.assert_close(prior.mean, means)
+
+
+def test_unknown_kernel_prior_is_a_clear_error():
+    cfg = tiny_cfg(())
+    cfg["model"]["kernel_prior"] = "kriging"
+    with pytest.raises(ValueError, match="sparse.model.kernel_prior: 'kriging'"):
+        build_model(cfg, 32, seed=0)
+
+
+def test_median_start_is_deterministic_and_noise_start_is_not():
+    from reconlab.sparse.train import predict_fields
+
+    cfg = tiny_cfg(())
+    model = build_model(cfg, 32, seed=0).eval()
+    fields = np.random.default_rng(0).uniform(0, 1, (2, 32, 32)).astype(np.float32)
+    masks = np.stack([np.arange(51) * 7, np.arange(51) * 11])
+    runs = {}
+    for start in ("median", "noise"):
+        c = dict(cfg, sampler=dict(cfg["sampler"], start=start))
+        runs[start] = [predict_fields(model, c, fields, masks, seed) for seed in (0, 1)]
+    np.testing.assert_array_equal(runs["median"][0], runs["median"][1])
+    assert not np.allclose(runs["noise"][0], runs["noise"][1])
+
+
+def test_ablation_cell_uses_the_plain_model_and_fixed_queries():
+    from reconlab.config import validate_params
+
+    section = validate_params({"sparse": {}})["sparse"]
+    ablation, baseline = cell_config(section, "fixedq"), cell_config(section, "baseline")
+    assert ablation["fixed_queries"] is True and baseline["fixed_queries"] is False
+    assert ablation["model"]["kernel_prior"] == "none" and not ablation["model"]["distance_bias"]
+    assert baseline["model"]["kernel_prior"] == "gp" and baseline["model"]["distance_bias"]

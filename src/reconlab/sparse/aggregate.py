@@ -47,6 +47,9 @@ def matrix_rows(
     return sorted(rows, key=lambda r: -r["psnr"])
 
 
+COLLAPSE_MARGIN_DB = 0.5
+
+
 def aggregate(
     section: Mapping,
     rounds_dir: str | Path,
@@ -126,6 +129,8 @@ def aggregate(
     best_by_family = {f: by_cell[best][f"psnr_{f}"] for f in families}
     wins = sum(best_by_family[f] > best_baseline[f][0] for f in families)
     ov = read_json(overfit)
+    mean_psnr = base["mean"]["all"]["psnr"] if "mean" in base else None
+    ablation = by_cell[ABLATION]["psnr"] if ABLATION in by_cell else None
     starts = [r["started"] for runs in results.values() for r in runs]
     ends = [r["finished"] for runs in results.values() for r in runs]
     summary = {
@@ -138,11 +143,15 @@ def aggregate(
         "best_baseline_psnr_by_family": {f: v[0] for f, v in best_baseline.items()},
         "best_baseline_method_by_family": {f: v[1] for f, v in best_baseline.items()},
         "families_above_best_baseline": int(wins),
-        "fixed_query_ablation_psnr": by_cell[ABLATION]["psnr"] if ABLATION in by_cell else None,
+        "fixed_query_ablation_psnr": ablation,
         "fixed_query_ablation_psnr_by_family": {f: by_cell[ABLATION][f"psnr_{f}"] for f in families}
         if ABLATION in by_cell
         else None,
-        "mean_predictor_psnr": base["mean"]["all"]["psnr"] if "mean" in base else None,
+        "mean_predictor_psnr": mean_psnr,
+        # collapse: the ablation does no better than predicting the observed mean everywhere
+        "fixed_query_ablation_collapsed": None
+        if ablation is None or mean_psnr is None
+        else bool(ablation <= mean_psnr + COLLAPSE_MARGIN_DB),
         "overfit_psnr": ov["psnr"],
         "grid_wall_s": round(max(ends) - min(starts), 1),
         "grid_train_seconds": round(
@@ -152,6 +161,10 @@ def aggregate(
         "seeds": list(g["seeds"]),
         "rounds": len(records),
         "beneficial_techniques": [r["technique"] for r in ranking if r["beneficial"]],
+        "targets": {
+            "sinusoid_psnr_at_least_30db": best_by_family.get("sinusoid", 0.0) >= 30.0,
+            "above_best_baseline_on_4_of_6_families": bool(wins >= 4),
+        },
         "split": split,
     }
     write_json(out / "summary.json", summary)

@@ -28,9 +28,12 @@ _MIN_GAP = 0.02  # 1 - t is clamped here when converting a clean estimate into a
 
 def predict(model: nn.Module, batch: Batch, x_t, t, cond, prediction: str):
     """(velocity, clean estimate) at (x_t, t) under either output parameterisation."""
-    out = model(batch.obs_xy, batch.obs_val, batch.query_xy, x_t, t, cond).velocity
+    out, base = model(batch.obs_xy, batch.obs_val, batch.query_xy, x_t, t, cond)
     gap = (1 - t[:, None]).clamp_min(_MIN_GAP)
-    if prediction == "data":
+    if (
+        prediction == "data"
+    ):  # the clean estimate is the prior's base (0 without one) + a correction
+        out = out + base
         return (out - x_t) / gap, out
     if prediction == "velocity":
         return out, x_t + (1 - t[:, None]) * out

@@ -1,7 +1,8 @@
 """The technique grid: cell names, per-cell configs, greedy round expansion and ranking.
 
 A cell is a set of techniques, named by its techniques in canonical order joined with ``+``
-(``baseline`` for none; ``fixedq`` for the fixed-query ablation of the baseline). Round 1 is the
+(``baseline`` for none; ``fixedq`` for the fixed-query ablation: the earlier study's plain
+model, ``grid.ablation_model``, trained on its fixed query pixels). Round 1 is the
 baseline and every single technique; round k+1 is the best cell so far plus each technique it does
 not use yet (or only the ``grid.expand_top`` best of them alone), decided from round k's results
 (a Snakemake checkpoint). The search stops early when a
@@ -45,6 +46,8 @@ def cell_config(section: Mapping, cell: str) -> dict:
     techniques = cell_techniques(cell)
     cfg = {k: section[k] for k in _CELL_KEYS}
     cfg["fixed_queries"] = cell == ABLATION
+    if cell == ABLATION:  # the earlier study's plain model, trained on its fixed query pixels
+        cfg["model"] = {**cfg["model"], **section["grid"]["ablation_model"]}
     cfg["eval_splits"] = eval_splits(section)
     cfg["techniques"] = {t: dict(section["techniques"][t]) for t in techniques}
     return cfg

@@ -24,7 +24,8 @@ from reconlab.sparse.encoding import FourierFeatures
 
 
 class ModelOutput(NamedTuple):
-    velocity: torch.Tensor  # (B, Q)
+    velocity: torch.Tensor  # (B, Q) the network's output (a velocity or clean values)
+    base: torch.Tensor | float = 0.0  # (B, Q) the gp prior's kriging estimate the output corrects
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -112,6 +113,8 @@ class Block(nn.Module):
 
 
 KERNEL_WIDTHS_PX = (1.0, 2.0, 4.0, 8.0)
+PRIORS = ("none", "smooth", "gp")
+GP_JITTER = 1e-3  # observation-noise variance of the GP prior, relative to the standardised values
 
 
 def kernel_smooth(obs_xy, obs_val, query_xy, widths: torch.Tensor) -> torch.Tensor:
@@ -126,25 +129,76 @@ def kernel_smooth(obs_xy, obs_val, query_xy, widths: torch.Tensor) -> torch.Tens
     return (w * obs_val[:, None, :, None]).sum(2)
 
 
+class KrigingPrior(NamedTuple):
+    mean: torch.Tensor  # (B, Q, K) GP posterior mean per length scale
+    std: torch.Tensor  # (B, Q, K) GP posterior standard deviation (in standardised units)
+    evidence: torch.Tensor  # (B, K) log marginal likelihood per observation
+
+
+def gp_prior(obs_xy, obs_val, query_xy, scales: torch.Tensor) -> KrigingPrior:
+    """Exact GP regression (squared-exponential kernel) at several length scales at once.
+
+    Values are standardised per field; the solve runs in float64 (51 x 51 per field and scale).
+    The evidence lets the network do what the GP baseline does by hand: weigh length scales
+    by how well each explains the observations.
+    """
+    with torch.autocast(obs_xy.device.type, enabled=False):  # a linear solve: never in bf16
+        return _gp_prior(obs_xy.float(), obs_val.float(), query_xy.float(), scales)
+
+
+def _gp_prior(obs_xy, obs_val, query_xy, scales: torch.Tensor) -> KrigingPrior:
+    dtype = obs_val.dtype
+    xy, v, qxy = obs_xy.double(), obs_val.double(), query_xy.double()
+    mu = v.mean(1, keepdim=True)
+    sd = v.std(1, keepdim=True).clamp_min(1e-3)
+    y = (v - mu) / sd  # (B, N)
+    inv2l2 = 1 / (2 * scales.double() ** 2)  # (K,)
+    kxx = torch.exp(-torch.cdist(xy, xy).pow(2).unsqueeze(1) * inv2l2.view(1, -1, 1, 1))
+    kxx = kxx + GP_JITTER * torch.eye(xy.shape[1], dtype=xy.dtype, device=xy.device)
+    chol = torch.linalg.cholesky(kxx)  # (B, K, N, N)
+    alpha = torch.cholesky_solve(y[:, None, :, None].expand(-1, len(scales), -1, -1), chol)
+    kqx = torch.exp(-torch.cdist(qxy, xy).pow(2).unsqueeze(1) * inv2l2.view(1, -1, 1, 1))
+    mean = (kqx @ alpha).squeeze(-1)  # (B, K, Q)
+    w = torch.linalg.solve_triangular(chol, kqx.transpose(-1, -2), upper=False)  # (B, K, N, Q)
+    var = (1 + GP_JITTER - w.pow(2).sum(-2)).clamp_min(1e-6)
+    n = xy.shape[1]
+    fit = (y[:, None, :, None] * alpha).sum((-1, -2))
+    logdet = chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    evidence = -(0.5 * fit + logdet) / n  # (B, K)
+    mean = mu[:, None] + sd[:, None] * mean.transpose(1, 2)
+    return KrigingPrior(mean.to(dtype), var.sqrt().transpose(1, 2).to(dtype), evidence.to(dtype))
+
+
 class QueryTokens(nn.Module):
     """Shared embeddings: observed tokens = code(xy) + MLP(value); query tokens = code(xy) + x_t
-    (+ the kernel-smoothed observations at the query, when ``kernel_prior``)."""
+    (+ a classical interpolation of the observations at the query, by ``prior``):
+
+    - ``smooth``: Gaussian-kernel (Nadaraya-Watson) averages at bandwidths 1-8 px;
+    - ``gp``: GP posterior means and standard deviations at length scales 1-8 px plus each
+      scale's evidence; ``base`` then returns an evidence-and-context-weighted GP mean the
+      network corrects (a residual), so training starts from kriging, not from zero.
+    """
 
     def __init__(
-        self, width, fourier: dict, self_cond: bool, kernel_prior=False, size=32, generator=None
+        self, width, fourier: dict, self_cond: bool, prior="none", size=32, generator=None
     ):
         super().__init__()
+        if prior not in PRIORS:
+            raise ValueError(f"sparse.model.kernel_prior: {prior!r}; choose one of {list(PRIORS)}")
         self.code = FourierFeatures(width, generator=generator, **fourier)
         self.value = nn.Sequential(nn.Linear(1, width), nn.GELU(), nn.Linear(width, width))
         self.self_cond = self_cond
         self.state = nn.Linear(2 if self_cond else 1, width)
         self.time = nn.Sequential(nn.Linear(32, width), nn.GELU(), nn.Linear(width, width))
+        self.prior_kind = prior
         self.prior = None
-        if kernel_prior:
+        k = len(KERNEL_WIDTHS_PX)
+        if prior != "none":
             self.register_buffer("widths", torch.tensor(KERNEL_WIDTHS_PX) / size)
-            self.prior = nn.Sequential(
-                nn.Linear(len(KERNEL_WIDTHS_PX), width), nn.GELU(), nn.Linear(width, width)
-            )
+            n_in = k if prior == "smooth" else 3 * k
+            self.prior = nn.Sequential(nn.Linear(n_in, width), nn.GELU(), nn.Linear(width, width))
+        if prior == "gp":
+            self.gate = nn.Linear(width, k)  # per-query weights of the GP means (residual base)
 
     def forward(self, obs_xy, obs_val, query_xy, x_t, t, cond):
         obs = self.code(obs_xy) + self.value(obs_val.unsqueeze(-1) - 0.5)
@@ -154,9 +208,23 @@ class QueryTokens(nn.Module):
             state = torch.cat([state, c.unsqueeze(-1)], -1)
         temb = self.time(time_embedding(t, 32))
         q = self.code(query_xy) + self.state(state)
-        if self.prior is not None:
+        base = None
+        if self.prior_kind == "smooth":
             q = q + self.prior(kernel_smooth(obs_xy, obs_val, query_xy, self.widths) - 0.5)
-        return obs, q, temb
+        elif self.prior_kind == "gp":
+            gp = gp_prior(obs_xy, obs_val, query_xy, self.widths)
+            ev = gp.evidence[:, None].expand_as(gp.mean)
+            q = q + self.prior(torch.cat([gp.mean - 0.5, gp.std, ev], -1))
+            base = gp.mean, ev
+        return obs, q, temb, base
+
+    def base(self, q: torch.Tensor, prior) -> torch.Tensor | float:
+        """The residual base of the ``gp`` prior at each query: (B, Q), or 0 for other priors."""
+        if prior is None:
+            return 0.0
+        mean, evidence = prior
+        weights = torch.softmax(self.gate(q) + evidence, -1)
+        return (weights * mean).sum(-1)
 
 
 class SparseTransformer(nn.Module):
@@ -169,7 +237,7 @@ class SparseTransformer(nn.Module):
         enc_layers: int = 2,
         dec_layers: int = 2,
         distance_bias: bool = True,
-        kernel_prior: bool = False,
+        kernel_prior: str = "none",
         fourier: dict | None = None,
         self_cond: bool = False,
         adaln: bool = False,
@@ -188,16 +256,19 @@ class SparseTransformer(nn.Module):
             Block(width, heads, distance_bias, spacing, drop_path, adaln) for _ in range(dec_layers)
         )
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
+        if kernel_prior == "gp":  # start exactly at the kriging base: the head learns corrections
+            nn.init.zeros_(self.head[1].weight)
+            nn.init.zeros_(self.head[1].bias)
 
     def forward(self, obs_xy, obs_val, query_xy, x_t, t, cond=None) -> ModelOutput:
-        obs, q, temb = self.tokens(obs_xy, obs_val, query_xy, x_t, t, cond)
+        obs, q, temb, prior = self.tokens(obs_xy, obs_val, query_xy, x_t, t, cond)
         for block in self.encoder:
             obs = block(obs, obs, obs_xy, obs_xy)
         if not self.adaln:  # plain conditioning: add the time embedding to every query token
             q = q + temb[:, None]
         for block in self.decoder:
             q = block(q, obs, query_xy, obs_xy, temb)
-        return ModelOutput(self.head(q).squeeze(-1))
+        return ModelOutput(self.head(q).squeeze(-1), self.tokens.base(q, prior))
 
 
 def hilbert_index(xy: torch.Tensor, size: int) -> torch.Tensor:
@@ -232,7 +303,7 @@ class SparseMamba(nn.Module):
         width: int = 64,
         enc_layers: int = 1,
         dec_layers: int = 1,
-        kernel_prior: bool = False,
+        kernel_prior: str = "none",
         fourier: dict | None = None,
         self_cond: bool = False,
         adaln: bool = False,
@@ -251,9 +322,12 @@ class SparseMamba(nn.Module):
         self.norm = nn.LayerNorm(width, elementwise_affine=not adaln)
         self.ada = nn.Linear(width, 2 * width) if adaln else None
         self.head = nn.Linear(width, 1)
+        if kernel_prior == "gp":
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, obs_xy, obs_val, query_xy, x_t, t, cond=None) -> ModelOutput:
-        obs, q, temb = self.tokens(obs_xy, obs_val, query_xy, x_t, t, cond)
+        obs, q, temb, prior = self.tokens(obs_xy, obs_val, query_xy, x_t, t, cond)
         o_order = hilbert_index(obs_xy, self.size).argsort(1)
         q_order = hilbert_index(query_xy, self.size).argsort(1)
         obs = obs.gather(1, o_order[..., None].expand_as(obs))
@@ -265,7 +339,10 @@ class SparseMamba(nn.Module):
             scale, shift = self.ada(temb)[:, None].chunk(2, -1)
             h = h * (1 + scale) + shift
         v = self.head(h).squeeze(-1)
-        return ModelOutput(torch.empty_like(v).scatter_(1, q_order, v))
+        base = self.tokens.base(h, prior)
+        if torch.is_tensor(base):
+            base = torch.empty_like(base).scatter_(1, q_order, base)
+        return ModelOutput(torch.empty_like(v).scatter_(1, q_order, v), base)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {

@@ -60,7 +60,7 @@ def train_cell(
     With ``checkpoint``, state is saved every ``train.checkpoint_every`` steps and resumed.
     """
     from reconlab.checkpoint import load_checkpoint, save_checkpoint
-    from reconlab.runtime import resolve_device
+    from reconlab.runtime import precision_for, resolve_device
 
     tech = cfg["techniques"]
     check_techniques(tech)
@@ -70,6 +70,8 @@ def train_cell(
     sampler = QuerySampler(flat, cfg["observed"], cfg["queries"], seed + 1, cfg["fixed_queries"])
     loss_gen = torch.Generator().manual_seed(seed + 2)
     device = resolve_device(tr["device"])
+    precision = precision_for(device, tr["precision"])
+    scaler = precision.grad_scaler()
     model = build_model(cfg, size, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
     ema = copy.deepcopy(model).eval() if "ema" in tech else None
@@ -100,18 +102,21 @@ def train_cell(
             teacher = copy.deepcopy(ema if ema is not None else model).eval()
         model.train()
         batch = Batch(*(x.to(device) for x in sampler.sample(tr["batch_size"])))
-        terms = flow_matching_loss(
-            model, batch, tech, loss_gen, teacher, cfg["model"]["prediction"]
-        )
+        with precision.autocast():
+            terms = flow_matching_loss(
+                model, batch, tech, loss_gen, teacher, cfg["model"]["prediction"]
+            )
         if not torch.isfinite(terms.total):
             raise RuntimeError(
                 f"sparse: loss is {terms.total.item()} at step {step}; lower train.lr"
             )
         opt.zero_grad(set_to_none=True)
-        terms.total.backward()
+        scaler.scale(terms.total).backward()
         if "clip_warmup" in tech:
+            scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(model.parameters(), tech["clip_warmup"]["max_norm"])
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         if ema is not None:
             decay = tech["ema"]["decay"]
             with torch.no_grad():
@@ -165,13 +170,16 @@ def predict_fields(
         batch = gather_batch(f, coords, obs, every.expand(len(f), -1))
         batch = Batch(*(x.to(device) for x in batch))
         s = cfg["sampler"]
+        x0 = None  # noise: drawn from gen
+        if s["start"] == "median":
+            x0 = torch.zeros(batch.query_xy.shape[:2], device=device)
         out.append(
             sample_values(
                 model,
                 batch,
                 s["steps"],
                 s["method"],
-                None,
+                x0,
                 cfg["techniques"],
                 gen,
                 cfg["model"]["prediction"],

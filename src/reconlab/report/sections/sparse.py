@@ -36,6 +36,7 @@ def render(ctx: ReportContext) -> str | None:
         f"Above the best interpolation baseline on {s['families_above_best_baseline']} of "
         f"{len(families)} families. {s['cells']} cells, {s['rounds']} greedy rounds, grid wall "
         f"time {ctx.fmt(s['grid_wall_s'])} s.</p>",
+        _verdicts(ctx, s),
         ctx.table(rows),
     ]
     ranking = root / "technique_ranking.json"
@@ -58,3 +59,18 @@ def render(ctx: ReportContext) -> str | None:
         if grids:
             parts.append(ctx.img(grids[0], f"{cell}: observed / truth / prediction / error"))
     return "\n".join(parts)
+
+
+def _verdicts(ctx: ReportContext, s: dict) -> str:
+    """The study's targets and the ablation's collapse, each stated as met or not."""
+    targets = s.get("targets") or {}
+    collapsed = s.get("fixed_query_ablation_collapsed")
+    items = [
+        f"{ctx.esc(name.replace('_', ' '))}: {'met' if ok else 'NOT met'}"
+        for name, ok in targets.items()
+    ]
+    if collapsed is not None:
+        items.append(
+            "fixed-query ablation collapses to the mean: " + ("yes" if collapsed else "NO")
+        )
+    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>" if items else ""
