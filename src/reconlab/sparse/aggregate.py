@@ -15,7 +15,7 @@ _METRICS = ("psnr", "psnr_unclamped", "mse", "mae", "corr")
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=np.float64)
-    return round(float(a.mean()), 4), round(float(a.std()), 4)
+    return round(float(a.mean()), 4), round(float(a.std(ddof=1)) if len(a) > 1 else 0.0, 4)
 
 
 def load_cells(cells_dir: Path, cells: list[str], seeds: list[int]) -> dict[str, list[dict]]:
@@ -161,6 +161,7 @@ def aggregate(
         "seeds": list(g["seeds"]),
         "rounds": len(records),
         "beneficial_techniques": [r["technique"] for r in ranking if r["beneficial"]],
+        "beneficial_techniques_pooled": [r["technique"] for r in ranking if r["beneficial_pooled"]],
         "targets": {
             "sinusoid_psnr_at_least_30db": best_by_family.get("sinusoid", 0.0) >= 30.0,
             "above_best_baseline_on_4_of_6_families": bool(wins >= 4),

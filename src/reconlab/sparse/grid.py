@@ -75,7 +75,8 @@ def score_cells(results: Mapping[str, list[dict]], split: str) -> dict[str, dict
     for cell, runs in results.items():
         values = [r[split]["all"]["psnr"] for r in runs]
         mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        # sample std across seeds (ddof 1): with 2 seeds the population std halves the spread
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1))
         out[cell] = {
             "mean": round(mean, 4),
             "std": round(std, 4),
@@ -122,10 +123,21 @@ def decide_round(
     }
 
 
+def pooled_std(scores: Mapping[str, dict]) -> float | None:
+    """Seed-to-seed spread pooled over every cell with two or more seeds (root mean variance)."""
+    variances = [s["std"] ** 2 for s in scores.values() if s.get("n", 0) >= 2]
+    return math.sqrt(sum(variances) / len(variances)) if variances else None
+
+
 def technique_ranking(scores: Mapping[str, dict]) -> list[dict]:
-    """Single-technique gains over the baseline; beneficial iff gain > 2 x baseline std
-    (``None`` with fewer than two seeds)."""
+    """Single-technique gains over the baseline cell.
+
+    ``beneficial``: gain > 2 x the baseline's seed std (the study's criterion; ``None`` with fewer
+    than two seeds). With few seeds one cell's std can come out near zero, so
+    ``beneficial_pooled`` also asks for a gain above 2 x the seed std pooled over all cells.
+    """
     base = scores[BASELINE]
+    pooled = pooled_std(scores)
     rows = []
     for t in TECHNIQUES:
         if t not in scores:
@@ -140,6 +152,8 @@ def technique_ranking(scores: Mapping[str, dict]) -> list[dict]:
                 "threshold_db": round(2 * base["std"], 4),
                 # one seed has no spread: the criterion is undefined, not passed
                 "beneficial": gain > 2 * base["std"] if base.get("n", 0) >= 2 else None,
+                "pooled_threshold_db": None if pooled is None else round(2 * pooled, 4),
+                "beneficial_pooled": None if pooled is None else gain > 2 * pooled,
             }
         )
     return sorted(rows, key=lambda r: -r["gain_db"])

@@ -44,7 +44,8 @@ def render(ctx: ReportContext) -> str | None:
         r = ctx.read_json(ranking)
         parts.append(
             f"<p>Single techniques vs the baseline cell (selected on {ctx.esc(r['select_split'])}; "
-            "beneficial = gain above twice the baseline's seed std).</p>"
+            "beneficial = gain above twice the baseline's seed std; beneficial_pooled = above twice "
+            "the seed std pooled over all cells, which a lucky near-zero baseline std cannot pass).</p>"
         )
         parts.append(ctx.table(r["ranking"]))
     matrix = root / "performance_matrix.csv"
