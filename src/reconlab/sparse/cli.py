@@ -43,10 +43,7 @@ def _baselines(args: argparse.Namespace) -> int:
 def _overfit(args: argparse.Namespace) -> int:
     from reconlab.sparse.study import run_overfit
 
-    section = load_section(args)
-    # the check measures capacity, not rounding: it trains at overfit.precision (fp32)
-    section["train"] = dict(section["train"], precision=section["overfit"]["precision"])
-    run_overfit(section, args.fields, args.out)
+    run_overfit(load_section(args), args.fields, args.out)
     return 0
 
 

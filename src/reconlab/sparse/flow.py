@@ -30,10 +30,8 @@ def predict(model: nn.Module, batch: Batch, x_t, t, cond, prediction: str):
     """(velocity, clean estimate) at (x_t, t) under either output parameterisation."""
     out, base = model(batch.obs_xy, batch.obs_val, batch.query_xy, x_t, t, cond)
     gap = (1 - t[:, None]).clamp_min(_MIN_GAP)
-    if (
-        prediction == "data"
-    ):  # the clean estimate is the prior's base (0 without one) + a correction
-        out = out + base
+    if prediction == "data":
+        out = out + base  # the clean estimate: the prior's base (0 without one) + a correction
         return (out - x_t) / gap, out
     if prediction == "velocity":
         return out, x_t + (1 - t[:, None]) * out

@@ -155,6 +155,8 @@ def run_overfit(section: Mapping, fields_dir: str | Path, out: str | Path, log=p
     train, family, families = _load(fields_dir, "train")
     field = train[o["field_index"] : o["field_index"] + 1]
     cfg = cell_config(section, "baseline")
+    # the check measures capacity, not rounding: it trains at overfit.precision (fp32)
+    cfg["train"] = dict(cfg["train"], precision=o["precision"])
     pred, history = overfit_one_field(
         cfg, field, o["steps"], o["lr"], o["batch_size"], seed=0, log=log
     )
