@@ -11,6 +11,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -76,8 +77,35 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON (stable bytes, so DVC and git diffs stay small)."""
+    """Write ``obj`` as indented, key-sorted JSON (stable bytes, so DVC and git diffs stay small).
+
+    Raises:
+        ValueError: ``obj`` holds NaN or ±inf (JSON has no such numbers and a metric must never
+            silently become one), naming the file and the key path, e.g. ``metrics.psnr.mean``.
+            Store a documented stand-in instead (see ``reconlab.evaluation.image_metrics``).
+    """
+    bad = first_non_finite(obj)
+    if bad is not None:
+        key, value = bad
+        raise ValueError(f"{path}: {key or '(top level)'} is {value} (not a finite number)")
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def first_non_finite(obj: Any, key: str = "") -> tuple[str, float] | None:
+    """(dotted key path, value) of the first NaN/±inf float in nested dicts/lists, else None."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (key, obj)
+    if isinstance(obj, Mapping):
+        items = ((f"{key}.{k}" if key else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for sub, value in items:
+        found = first_non_finite(value, sub)
+        if found is not None:
+            return found
+    return None
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -91,17 +119,64 @@ def read_json(path: str | os.PathLike) -> Any:
 def write_csv(
     path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]
 ) -> None:
-    """Write dict rows as CSV with a fixed header (header only when ``rows`` is empty)."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    """Write dict rows as UTF-8 CSV with a fixed header (header only when ``rows`` is empty).
+
+    Raises:
+        ValueError: a value that UTF-8 cannot hold (a file name with undecodable bytes: pass
+            it through :func:`name_text` first), naming the file, the row and the column.
+    """
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(fieldnames))
         writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
+        for i, row in enumerate(rows):
+            try:
+                writer.writerow(row)
+            except UnicodeEncodeError:
+                bad = next(k for k, v in row.items() if not _utf8_ok(v))
+                raise ValueError(
+                    f"{path}: row {i + 1}, column {bad!r}: {row[bad]!r} is not valid UTF-8"
+                ) from None
+
+
+def _utf8_ok(value: Any) -> bool:
+    try:
+        str(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def name_text(name: str) -> str:
+    """A file name (``str`` from the OS, maybe with surrogate escapes) as lossless UTF-8 text.
+
+    POSIX names are bytes; bytes that are not UTF-8 (a Latin-1 ``caf\\xe9.png`` from an old zip)
+    reach Python as lone surrogates, which no UTF-8 file can hold. Here backslashes are doubled
+    and each undecodable byte becomes ``\\xNN``, so every name round-trips through
+    :func:`text_name` and valid UTF-8 names without backslashes are unchanged.
+    """
+    raw = os.fsencode(name).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def text_name(text: str) -> str:
+    """The inverse of :func:`name_text`: the OS file name (``str``, surrogate-escaped)."""
+    out, data, i = bytearray(), text.encode("utf-8"), 0
+    while i < len(data):
+        if data[i : i + 2] == b"\\\\":
+            out += b"\\"
+            i += 2
+        elif data[i : i + 2] == b"\\x" and i + 4 <= len(data):
+            out.append(int(data[i + 2 : i + 4], 16))
+            i += 4
+        else:
+            out.append(data[i])
+            i += 1
+    return os.fsdecode(bytes(out))
 
 
 @contextlib.contextmanager
@@ -134,3 +209,65 @@ def swap_dir(finished: str | os.PathLike, path: str | os.PathLike) -> None:
         shutil.rmtree(old)
     else:
         os.replace(finished, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def replace_together(moves: Sequence[tuple[str | os.PathLike, str | os.PathLike]]) -> None:
+    """Move finished files/folders onto their destinations: all of them, or none.
+
+    The *last* destination is the stage's commit marker (e.g. the manifest that lists the
+    others). It is moved aside first and put in place last, so a process killed half-way
+    leaves it missing — Snakemake then sees the stage as incomplete and reruns it — and never
+    a new folder beside an old manifest. On an exception every destination gets its old
+    content back and the exception propagates. Sources and destinations share one file system.
+    """
+    pairs = [(Path(a), Path(b)) for a, b in moves]
+    marker = pairs[-1][1]
+    aside: list[tuple[Path, Path]] = []  # (destination, its old content moved here)
+    placed: list[Path] = []
+    try:
+        for dest in [marker, *(d for _, d in pairs[:-1])]:
+            if dest.exists() or dest.is_symlink():
+                old = dest.with_name(f".{dest.name}.old")
+                _remove(old)
+                os.replace(dest, old)
+                aside.append((dest, old))
+        for finished, dest in pairs:
+            os.replace(finished, dest)
+            placed.append(dest)
+    except BaseException:
+        for dest in placed:
+            _remove(dest)
+        for dest, old in reversed(aside):
+            os.replace(old, dest)
+        raise
+    for _, old in aside:
+        _remove(old)
+
+
+@contextlib.contextmanager
+def staged_outputs(root: str | os.PathLike, names: Sequence[str]) -> Iterator[Path]:
+    """Yield an empty staging folder inside ``root``; build ``names`` there (relative paths).
+
+    When the block succeeds, ``root/name`` for every name is replaced together by
+    :func:`replace_together` (the last name is the commit marker); when it fails, or is
+    interrupted, nothing under ``root`` has changed. The staging folder is always removed.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=root))
+    _as_if_created_normally(stage, 0o777)
+    try:
+        yield stage
+        missing = [n for n in names if not (stage / n).exists()]
+        if missing:
+            raise RuntimeError(f"{root}: staged outputs {missing} were not written")
+        replace_together([(stage / n, root / n) for n in names])
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -3,10 +3,18 @@
 Outputs under ``out`` (normally ``data/prepared``):
 
 * ``images/{split}/{name}_{k}.png`` — RGB crops of ``crop_size`` pixels,
-* ``manifest.csv`` — file, source, split, sha256, width, height (one row per crop),
+* ``manifest.csv`` — file, source, split, sha256, width, height, colour (one row per crop;
+  ``colour`` says how an embedded ICC profile was converted to sRGB, empty without one),
 * ``rejected.csv`` — file, reason (unreadable files, duplicates, images too small).
 
 Crops of one source photo never land in two splits: splits are drawn over source photos.
+
+Reliability: any exception while reading one file rejects that file with its reason (or stops
+with one line naming it under ``on_bad_image: fail``). Every name the file system allows works
+— non-UTF-8 bytes, spaces, newlines, leading dashes, 255-byte names — and is written to the CSVs
+losslessly (:func:`reconlab.io.name_text`). The three outputs are built in a staging folder and
+replace the old ones together (:func:`reconlab.io.staged_outputs`), so a failed or killed run
+never leaves a new ``images/`` beside an old ``manifest.csv``.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from reconlab.config import DataConfig, ParamsError
-from reconlab.data.decode import IMAGE_SUFFIXES, BadImage, decode_image
-from reconlab.io import atomic_dir, sha256_file, write_csv
+from reconlab.data.decode import IMAGE_SUFFIXES, BadImage, decode
+from reconlab.io import name_text, sha256_file, staged_outputs, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +47,15 @@ SKIMAGE_PHOTOS = (
     "rocket",
 )
 SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = ("file", "source", "split", "sha256", "width", "height")
+MANIFEST_COLUMNS = ("file", "source", "split", "sha256", "width", "height", "colour")
+OUTPUTS = ("images", "rejected.csv", "manifest.csv")  # manifest last: the commit marker
+_SLUG_CHARS = 80  # crop names stay far below the 255-byte name limit
 REJECTED_COLUMNS = ("file", "reason")
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    label: str  # "skimage:astronaut" or the path relative to the user's folder
+    label: str  # "skimage:astronaut" or the path relative to the user's folder (name_text)
     path: Path
 
 
@@ -73,10 +83,11 @@ def list_sources(source: str) -> list[SourceFile]:
     folder = Path(source).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"data.source: {folder} is not a folder (or use 'skimage')")
+    # Symlinks that lead nowhere (dangling, loops) are kept: reading them rejects them by name.
     files = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file()
+        if (p.is_file() or (p.is_symlink() and not p.is_dir()))
         and p.suffix.lower() in IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
@@ -85,7 +96,10 @@ def list_sources(source: str) -> list[SourceFile]:
             f"data.source: {folder} contains no images "
             f"({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}, searched recursively)"
         )
-    return [SourceFile(p.relative_to(folder).as_posix(), p) for p in files]
+    return sorted(
+        (SourceFile(name_text(p.relative_to(folder).as_posix()), p) for p in files),
+        key=lambda s: s.label,
+    )
 
 
 def assign_splits(keys: list[str], ratios: dict[str, float], seed: int) -> dict[str, str]:
@@ -136,7 +150,8 @@ def random_crops(rgb: np.ndarray, size: int, n: int, rng: np.random.Generator) -
 
 
 def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", label.removeprefix("skimage:")).strip("_") or "image"
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", label.removeprefix("skimage:")).strip("_")
+    return slug[:_SLUG_CHARS] or "image"
 
 
 def prepare_images(cfg: DataConfig, out: str | Path) -> PrepareSummary:
@@ -149,7 +164,7 @@ def prepare_images(cfg: DataConfig, out: str | Path) -> PrepareSummary:
         )
     sources = list_sources(cfg.source)
     rejected: list[dict] = []
-    usable: dict[str, tuple[SourceFile, np.ndarray]] = {}  # sha256 -> (source, pixels)
+    usable: dict[str, tuple[SourceFile, np.ndarray, str]] = {}  # sha256 -> (source, rgb, colour)
     first_of: dict[str, str] = {}
 
     def reject(label: str, reason: str) -> None:
@@ -159,16 +174,22 @@ def prepare_images(cfg: DataConfig, out: str | Path) -> PrepareSummary:
         rejected.append({"file": label, "reason": reason})
 
     for src in tqdm(sources, desc="decode", unit="img"):
-        digest = sha256_file(src.path)
+        try:
+            digest = sha256_file(src.path)
+        except OSError as e:  # unreadable, dangling symlink, symlink loop, ...
+            reject(src.label, f"unreadable file ({e.strerror or type(e).__name__})")
+            continue
         if digest in first_of:
             reject(src.label, f"duplicate of {first_of[digest]}")
             continue
         first_of[digest] = src.label
         try:
-            rgb = decode_image(src.path)
+            rgb, colour = decode(src.path)
         except BadImage as e:
             reject(src.label, e.reason)
             continue
+        if colour:
+            log.info("%s: %s", src.label, colour)
         h, w = rgb.shape[:2]
         if cfg.resize_shorter is not None:
             rgb = _resize_shorter(rgb, cfg.resize_shorter)
@@ -177,23 +198,26 @@ def prepare_images(cfg: DataConfig, out: str | Path) -> PrepareSummary:
                 reject(src.label, f"smaller than the crop ({w}x{h} < {cfg.crop_size})")
                 continue
             rgb = _resize_shorter(rgb, cfg.crop_size)
-        usable[digest] = (src, rgb)
+        usable[digest] = (src, rgb, colour)
 
     if not usable:
-        raise ValueError(f"data.source: none of the {len(sources)} files in {cfg.source} is usable")
+        raise ValueError(
+            f"data.source: none of the {len(sources)} files in {cfg.source} is usable "
+            f"(first rejected: {rejected[0]['file']}: {rejected[0]['reason']})"
+        )
     split_of = assign_splits(list(usable), dict(cfg.splits), cfg.seed)
     rows: list[dict] = []
-    with atomic_dir(out / "images") as tmp_images:
+    with staged_outputs(out, OUTPUTS) as stage:
         for s in SPLITS:
-            (tmp_images / s).mkdir()
+            (stage / "images" / s).mkdir(parents=True)
         for digest in tqdm(sorted(usable), desc="crop", unit="img"):
-            src, rgb = usable[digest]
+            src, rgb, colour = usable[digest]
             split = split_of[digest]
             # Per-photo seed: adding a photo never changes the crops of the others.
             rng = np.random.default_rng([cfg.seed, int(digest[:12], 16)])
             for k, crop in enumerate(random_crops(rgb, cfg.crop_size, cfg.crops_per_image, rng)):
                 name = f"{_slug(src.label)}_{digest[:8]}_{k:03d}.png"
-                path = tmp_images / split / name
+                path = stage / "images" / split / name
                 Image.fromarray(crop).save(path, compress_level=1)
                 rows.append(
                     {
@@ -203,11 +227,12 @@ def prepare_images(cfg: DataConfig, out: str | Path) -> PrepareSummary:
                         "sha256": sha256_file(path),
                         "width": crop.shape[1],
                         "height": crop.shape[0],
+                        "colour": colour,
                     }
                 )
-    rows.sort(key=lambda r: r["file"])
-    write_csv(out / "manifest.csv", rows, MANIFEST_COLUMNS)
-    write_csv(out / "rejected.csv", rejected, REJECTED_COLUMNS)
+        rows.sort(key=lambda r: r["file"])
+        write_csv(stage / "rejected.csv", rejected, REJECTED_COLUMNS)
+        write_csv(stage / "manifest.csv", rows, MANIFEST_COLUMNS)
     crops = {s: sum(r["split"] == s for r in rows) for s in SPLITS}
     n_sources = {s: sum(v == s for v in split_of.values()) for s in SPLITS}
     return PrepareSummary(crops=crops, sources=n_sources, rejected=len(rejected))

@@ -18,7 +18,7 @@ from reconlab.config import DecoderConfig
 from reconlab.decoder.baselines import bicubic_thumbnail
 from reconlab.decoder.data import DecoderDataset, to_uint8
 from reconlab.decoder.perceptual import NO_WEIGHTS, LpipsFn
-from reconlab.evaluation.image_metrics import per_image_metrics, summarize
+from reconlab.evaluation.image_metrics import count_capped, per_image_metrics, summarize
 from reconlab.runtime import Precision
 
 METRICS = ("mae", "mse", "psnr", "ssim")
@@ -82,9 +82,10 @@ def evaluate_decoder(
     summary: dict = {"n_test": len(test)}
     for method, prefix in METHODS.items():
         for k in METRICS:
-            stats = summarize(per[method][k])
+            stats = summarize(per[method][k], f"{prefix}{k}")
             summary[f"{prefix}{k}"] = stats["mean"]
             summary[f"{prefix}{k}_std"] = stats["std"]
+    summary["psnr_capped"] = count_capped(per["decoder"]["psnr"])  # exact, at PSNR_MAX_DB
     summary["gain_over_bicubic_db"] = summary["psnr"] - summary["baseline_bicubic_psnr"]
     summary["gain_over_mean_db"] = summary["psnr"] - summary["baseline_mean_psnr"]
     summary["beats_bicubic"] = summary["gain_over_bicubic_db"] > 0

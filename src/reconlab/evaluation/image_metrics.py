@@ -1,17 +1,41 @@
 """Per-image reconstruction metrics with torchmetrics (data range 1), then mean ± std.
 
 Used by the feature-inversion and tokenizer studies so both report identical definitions.
+
+Non-finite policy (one rule, everywhere): PSNR is capped at :data:`PSNR_MAX_DB` = 100 dB, the
+PSNR of an MSE of 1e-10 at data range 1. An exact reconstruction (MSE 0, PSNR +inf by
+definition) therefore counts as 100 dB, and results state how many images were capped
+(:func:`count_capped`, stored as ``psnr_capped``) next to the cap itself. Any other non-finite
+per-image value (NaN from a diverged model) is refused by :func:`summarize` rather than
+averaged, and :func:`reconlab.io.write_json` refuses to write NaN/inf, naming the key.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torchmetrics.functional.image import (
     peak_signal_noise_ratio,
     structural_similarity_index_measure,
 )
+
+PSNR_MAX_DB = 100.0  # 10 * log10(1 / 1e-10): the stand-in for an exact reconstruction's +inf
+
+
+def cap_psnr(psnr: torch.Tensor | np.ndarray | float) -> torch.Tensor | np.ndarray | float:
+    """``psnr`` (dB) with +inf and anything above :data:`PSNR_MAX_DB` set to the cap (NaN stays)."""
+    if isinstance(psnr, torch.Tensor):
+        return psnr.clamp(max=PSNR_MAX_DB)
+    if isinstance(psnr, np.ndarray):
+        return np.minimum(psnr, PSNR_MAX_DB)
+    return min(float(psnr), PSNR_MAX_DB) if not math.isnan(psnr) else psnr
+
+
+def count_capped(psnr: torch.Tensor | np.ndarray | list[float]) -> int:
+    """How many values of ``psnr`` (dB) sit at the cap: exact (or near-exact) reconstructions."""
+    return int((np.asarray(psnr, dtype=np.float64) >= PSNR_MAX_DB).sum())
 
 
 @torch.inference_mode()
@@ -23,7 +47,8 @@ def per_image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, tor
         target: (B, C, H, W) ground truth in [0, 1].
 
     Returns:
-        dict of (B,) float32 tensors: ``mae``, ``mse``, ``psnr`` (dB), ``ssim``.
+        dict of (B,) float32 tensors: ``mae``, ``mse``, ``psnr`` (dB, at most
+        :data:`PSNR_MAX_DB`: an exact reconstruction gives the cap, not +inf), ``ssim``.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
@@ -32,15 +57,25 @@ def per_image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, tor
     mae = (pred - target).abs().flatten(1).mean(1)
     mse = (pred - target).pow(2).flatten(1).mean(1)
     psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    psnr = cap_psnr(psnr)
     ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
     return {"mae": mae, "mse": mse, "psnr": psnr, "ssim": ssim}
 
 
-def summarize(values: list[float] | torch.Tensor) -> dict[str, float]:
-    """mean, std (population) and count of a list of per-image values."""
+def summarize(values: list[float] | torch.Tensor, name: str = "metric") -> dict[str, float]:
+    """mean, std (population) and count of a list of per-image values.
+
+    Raises:
+        ValueError: some values are NaN or infinite (never averaged silently), naming ``name``
+            and how many; cap PSNR with :func:`cap_psnr` first. An empty list gives NaN mean
+            and std, which :func:`reconlab.io.write_json` refuses, naming the key.
+    """
     t = torch.as_tensor(values, dtype=torch.float64)
     if t.numel() == 0:
         return {"mean": math.nan, "std": math.nan, "n": 0}
+    bad = int((~torch.isfinite(t)).sum())
+    if bad:
+        raise ValueError(f"{name}: {bad} of {t.numel()} values are not finite (NaN or inf)")
     return {"mean": float(t.mean()), "std": float(t.std(unbiased=False)), "n": int(t.numel())}
 
 

@@ -199,8 +199,9 @@ def field_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     denom = np.sqrt((pz**2).sum(1) * (tz**2).sum(1))
     corr = np.where(denom > 0, (pz * tz).sum(1) / np.maximum(denom, 1e-12), 0.0)
     return {
-        "psnr": 10 * np.log10(1 / np.maximum(mse, 1e-12)),
-        "psnr_unclamped": 10 * np.log10(1 / np.maximum(mse_raw, 1e-12)),
+        # MSE floor 1e-10: PSNR capped at 100 dB, image_metrics.PSNR_MAX_DB (one policy).
+        "psnr": 10 * np.log10(1 / np.maximum(mse, 1e-10)),
+        "psnr_unclamped": 10 * np.log10(1 / np.maximum(mse_raw, 1e-10)),
         "mse": mse,
         "mae": np.abs(pc - t).mean(1),
         "corr": corr,

@@ -19,7 +19,7 @@ from PIL import Image
 from reconlab.config import TokenizerConfig
 from reconlab.data.decode import decode_image
 from reconlab.data.images import list_sources
-from reconlab.evaluation.image_metrics import not_computed, per_image_metrics
+from reconlab.evaluation.image_metrics import count_capped, not_computed, per_image_metrics
 from reconlab.io import read_csv, write_csv, write_json
 from reconlab.runtime import precision_for, resolve_device, set_threads
 from reconlab.tokenizer.codebook import CodeCounter
@@ -30,7 +30,7 @@ from reconlab.tokenizer.tiling import tiled_decode, tiled_tokenize
 from reconlab.tokenizer.train import evaluate_crops, load_model, load_split
 
 log = logging.getLogger(__name__)
-JPEG_COLUMNS = ("resolution", "quality", "bpp", "psnr", "ssim", "n_images")
+JPEG_COLUMNS = ("resolution", "quality", "bpp", "psnr", "psnr_capped", "ssim", "n_images")
 
 
 def load_test_photos(manifest: str | Path, data_source: str) -> list[tuple[str, np.ndarray]]:
@@ -125,6 +125,7 @@ def evaluate_resolution(
         "upsampled": upsampled,
         "resize": "centre square crop, Lanczos resize; listed in 'upsampled' when res > native shorter side",
         "psnr": float(np.mean(psnr)),
+        "psnr_capped": count_capped(psnr),  # exact reconstructions, counted at PSNR_MAX_DB
         "ssim": float(np.mean(ssim)),
         "bpp": model.spec.bpp(res, res),
         "tokens_per_image": (res // model.spec.factor) ** 2,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from reconlab.evaluation.image_metrics import per_image_metrics
+from reconlab.evaluation.image_metrics import count_capped, per_image_metrics
 
 
 def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
@@ -44,6 +44,7 @@ def jpeg_curve(images: list[np.ndarray], qualities: list[int]) -> list[dict]:
                 "quality": q,
                 "bpp": float(np.mean(sizes)) * 8 / pixels,
                 "psnr": float(m["psnr"].mean()),
+                "psnr_capped": count_capped(m["psnr"]),  # exact images count as PSNR_MAX_DB
                 "ssim": float(m["ssim"].mean()),
             }
         )

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from reconlab.checkpoint import load_checkpoint, save_checkpoint
 from reconlab.config import TokenizerConfig
-from reconlab.evaluation.image_metrics import per_image_metrics
+from reconlab.evaluation.image_metrics import count_capped, per_image_metrics
 from reconlab.io import atomic_path, write_csv, write_json
 from reconlab.runtime import precision_for, resolve_device, seed_everything, set_threads
 from reconlab.tokenizer.codebook import CodeCounter, codebook_health
@@ -123,6 +123,7 @@ def evaluate_crops(
         ssim += m["ssim"].tolist()
     return {
         "psnr": float(np.mean(psnr)),
+        "psnr_capped": count_capped(psnr),  # exact reconstructions, counted at PSNR_MAX_DB
         "ssim": float(np.mean(ssim)),
         "n_images": len(psnr),
         **counter.health(),
