@@ -191,7 +191,7 @@ def test_cli_commands(setup, capsys):
 def test_report_section_and_untrained_marks(setup):
     import matplotlib.pyplot as plt
 
-    from reconlab.diagnostics.figures import untrained_mark
+    from reconlab.figures import mark_untrained as untrained_mark
     from reconlab.report.context import ReportContext
     from reconlab.report.sections import diagnostics as section
 

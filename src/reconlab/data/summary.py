@@ -46,19 +46,18 @@ def _source_of(manifest: list[dict]) -> str:
 
 
 def save_figures(prepared: Path, figures: Path, max_per_split: int = 6) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """``samples.png`` (crops, one row per split) and ``fields.png`` (test fields per family)."""
     from PIL import Image
 
-    from reconlab.io import atomic_path
+    from reconlab.figures import pyplot, save_figure
 
+    plt = pyplot()
     figures.mkdir(parents=True, exist_ok=True)
     manifest = read_csv(prepared / "manifest.csv")
     fig, axes = plt.subplots(
-        len(SPLITS), max_per_split, figsize=(1.6 * max_per_split, 1.8 * len(SPLITS)), squeeze=False
-    )
+        len(SPLITS), max_per_split, figsize=(1.8 * max_per_split, 2.0 * len(SPLITS)),
+        squeeze=False, layout="constrained",
+    )  # fmt: skip
     for row, split in enumerate(SPLITS):
         files = [r for r in manifest if r["split"] == split][:max_per_split]
         for col in range(max_per_split):
@@ -66,35 +65,33 @@ def save_figures(prepared: Path, figures: Path, max_per_split: int = 6) -> None:
             ax.axis("off")
             if col < len(files):
                 ax.imshow(Image.open(prepared / files[col]["file"]))
-                ax.set_title(files[col]["source"].removeprefix("skimage:"), fontsize=7)
+                ax.set_title(files[col]["source"].removeprefix("skimage:"), fontsize=9)
         axes[row, 0].text(
             -0.1, 0.5, split, transform=axes[row, 0].transAxes, ha="right", va="center"
         )
     fig.suptitle("prepared crops (rows: splits)")
-    fig.tight_layout()
-    with atomic_path(figures / "samples.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, figures / "samples.png")
 
     index = read_json(prepared / "fields" / "index.json")
     test = load_fields(prepared / "fields", "test")
     n_cols = 4
     fams = index["families"]
     fig, axes = plt.subplots(
-        len(fams), n_cols, figsize=(1.6 * n_cols, 1.6 * len(fams)), squeeze=False
-    )
+        len(fams), n_cols, figsize=(1.8 * n_cols + 1.2, 1.8 * len(fams)), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    image = None
     for row, fam in enumerate(fams):
         members = np.flatnonzero(test["family"] == row)[:n_cols]
         for col in range(n_cols):
             ax = axes[row, col]
             ax.axis("off")
             if col < len(members):
-                ax.imshow(test["fields"][members[col]], cmap="viridis", vmin=0, vmax=1)
-        axes[row, 0].set_title(fam, fontsize=8, loc="left")
-    fig.tight_layout()
-    with atomic_path(figures / "fields.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+                image = ax.imshow(test["fields"][members[col]], cmap="viridis", vmin=0, vmax=1)
+        axes[row, 0].set_title(fam, fontsize=9, loc="left")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="field value")
+    save_figure(fig, figures / "fields.png")
 
 
 def summarize_data(prepared: str | Path, metrics_path: str | Path, figures: str | Path) -> dict:

@@ -1,4 +1,5 @@
-"""Figures of the diagnostics (matplotlib, Agg). Every figure from random weights says UNTRAINED.
+"""Figures of the diagnostics, saved by :func:`reconlab.figures.save_figure` (Agg, 2x dpi, one
+UNTRAINED banner on every figure from random weights, a colorbar on every scalar map).
 
 Maps are drawn on the image's pixel extent, one square per patch (nearest neighbour), so a
 14-pixel and a 16-pixel patch grid line up with the image they describe.
@@ -10,39 +11,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from reconlab.figures import pyplot, save_figure
+
+plt = pyplot()
 from matplotlib.patches import Rectangle  # noqa: E402
-
-from reconlab.io import atomic_path  # noqa: E402
 
 REFERENCE_CMAP = "RdBu_r"
 
 
-def untrained_mark(fig: plt.Figure, weights: Sequence[str]) -> None:
-    """A red banner naming the random weights, at the top of ``fig`` (nothing when all trained)."""
-    random = [w for w in weights if str(w).startswith("random")]
-    if random:
-        fig.text(
-            0.5,
-            0.995,
-            f"UNTRAINED — random weights ({', '.join(sorted(set(random)))}): not a pretrained result",
-            color="white",
-            backgroundcolor="#c0392b",
-            weight="bold",
-            ha="center",
-            va="top",
-            fontsize=10,
-        )
-
-
-def save(fig: plt.Figure, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+def _colorbar(fig: plt.Figure, image, axes, label: str) -> None:
+    """One horizontal colorbar under a column of maps that share ``image``'s colour scale."""
+    fig.colorbar(image, ax=list(axes), location="bottom", shrink=0.9, pad=0.02, label=label)
 
 
 def _image(ax: plt.Axes, image: torch.Tensor) -> None:
@@ -72,7 +54,7 @@ def _grid_axes(rows: int, cols: int, titles: Sequence[str], top: float):
         ax.set_xticks([])
         ax.set_yticks([])
     for ax, title in zip(axes[0], titles, strict=True):
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
     fig.subplots_adjust(top=top, bottom=0.02, left=0.02, right=0.98, wspace=0.05, hspace=0.08)
     return fig, axes
 
@@ -98,15 +80,16 @@ def plot_backbone_maps(
     for i in range(n):
         _image(axes[i, 0], images[i])
         _map(axes[i, 1], pca_rgb[i], extent)
-        _map(axes[i, 2], foreground[i].float(), extent, cmap="gray", vmin=0, vmax=1)
+        fg = _map(axes[i, 2], foreground[i].float(), extent, cmap="gray", vmin=0, vmax=1)
         _map(axes[i, 3], foreground_rgb[i], extent)
-        _map(axes[i, 4], reference[i], extent, cmap=REFERENCE_CMAP, vmin=-1, vmax=1)
+        ref = _map(axes[i, 4], reference[i], extent, cmap=REFERENCE_CMAP, vmin=-1, vmax=1)
         if i == reference_image:
             _mark_cell(axes[i, 4], cell, grid, extent)
             _mark_cell(axes[i, 0], cell, grid, extent)
-    fig.text(0.5, 1 - 0.45 / (2.3 * n + 1.2), header, ha="center", va="top", fontsize=8)
-    untrained_mark(fig, [weights])
-    save(fig, path)
+    _colorbar(fig, fg, axes[:, 2], "foreground (1) / background (0)")
+    _colorbar(fig, ref, axes[:, 4], "cosine with the marked patch")
+    fig.text(0.5, 1 - 0.45 / (2.3 * n + 1.2), header, ha="center", va="top", fontsize=9)
+    save_figure(fig, path, [weights])
 
 
 def plot_smoothness(
@@ -122,11 +105,10 @@ def plot_smoothness(
     ax.axvline(mean, color="black", linestyle="--", label=f"mean {mean:.3f}")
     ax.set_xlabel("mean cosine similarity with the 4 neighbours (per patch); orange: per image")
     ax.set_ylabel("patches")
-    ax.set_title(header, fontsize=8)
-    ax.legend(fontsize=8)
+    ax.set_title(header, fontsize=9)
+    ax.legend()
     fig.subplots_adjust(top=0.8, bottom=0.13)
-    untrained_mark(fig, [weights])
-    save(fig, path)
+    save_figure(fig, path, [weights])
 
 
 def plot_comparison(
@@ -152,7 +134,7 @@ def plot_comparison(
         ax.set_xticks([])
         ax.set_yticks([])
     for ax, title in zip(axes[0], titles, strict=True):
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
     height = 2.3 * n + extra
     fig.subplots_adjust(
         top=1 - extra / height, bottom=0.02, left=0.02, right=0.98, wspace=0.05, hspace=0.08
@@ -162,10 +144,10 @@ def plot_comparison(
         _map(axes[i, 1], pca[0][i], extent)
         _map(axes[i, 2], pca[1][i], extent)
         _map(axes[i, 3], reference[0][i], extent, cmap=REFERENCE_CMAP, vmin=-1, vmax=1)
-        _map(axes[i, 4], reference[1][i], extent, cmap=REFERENCE_CMAP, vmin=-1, vmax=1)
+        ref = _map(axes[i, 4], reference[1][i], extent, cmap=REFERENCE_CMAP, vmin=-1, vmax=1)
         if i == reference_image:
             for col in (0, 3, 4):
                 _mark_cell(axes[i, col], cell, grid, extent)
-    fig.text(0.5, 1 - 0.45 / height, "\n".join(lines), ha="center", va="top", fontsize=8)
-    untrained_mark(fig, weights)
-    save(fig, path)
+    _colorbar(fig, ref, axes[:, 3:5].ravel(), "cosine with the marked patch")
+    fig.text(0.5, 1 - 0.45 / height, "\n".join(lines), ha="center", va="top", fontsize=9)
+    save_figure(fig, path, weights)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reconlab.io import atomic_path
+from reconlab.figures import pyplot, save_figure
 
 
 def sample_grid(
@@ -17,14 +17,13 @@ def sample_grid(
     labels: list[str],
     title: str,
 ) -> None:
-    """One row per field: observed pixels / truth / prediction (clamped) / |error|."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """One row per field: observed pixels / truth / prediction (clamped) / |error|, two colorbars."""
+    plt = pyplot()
     n = len(truth)
-    fig, axes = plt.subplots(n, 4, figsize=(6.4, 1.7 * n + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        n, 4, figsize=(8.4, 2.0 * n + 0.8), squeeze=False, layout="constrained"
+    )
+    images = {}
     for i in range(n):
         observed = np.full(truth[i].size, np.nan)
         observed[masks[i]] = truth[i].ravel()[masks[i]]
@@ -37,37 +36,41 @@ def sample_grid(
             (err, "|error|", (0, 0.5)),
         ]
         for ax, (img, name, (lo, hi)) in zip(axes[i], panels, strict=True):
-            ax.imshow(img, vmin=lo, vmax=hi, cmap="viridis" if name != "|error|" else "magma")
+            kind = "error" if name == "|error|" else "value"
+            cmap = "magma" if kind == "error" else "viridis"
+            images[kind] = ax.imshow(img, vmin=lo, vmax=hi, cmap=cmap)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(name if i == 0 or name.startswith("pred") else "", fontsize=7)
-        axes[i, 0].set_ylabel(labels[i], fontsize=7)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+            ax.set_title(name if i == 0 or name.startswith("pred") else "")
+        axes[i, 0].set_ylabel(labels[i])
+    fig.colorbar(images["value"], ax=axes[:, :3], shrink=0.8, label="field value")
+    fig.colorbar(images["error"], ax=axes[:, 3], shrink=0.8, label="|error|")
+    fig.suptitle(title)
+    save_figure(fig, path)
 
 
 def improvement_heatmap(
     path: str | Path, cells: list[str], families: list[str], gains: np.ndarray, title: str
 ) -> None:
-    """Cells x families heatmap of PSNR gain over the baseline cell (dB)."""
-    import matplotlib
+    """Cells x families heatmap of PSNR gain over the baseline cell (dB), values in each square.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.2 * len(families) + 3, 0.32 * len(cells) + 1.5))
-    lim = max(1e-3, float(np.nanmax(np.abs(gains)))) if gains.size else 1.0
+    Numbers are white on dark squares and black on light ones; the layout is constrained, so
+    long cell names are never clipped.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(
+        figsize=(1.1 * len(families) + 4.5, 0.42 * len(cells) + 2.0), layout="constrained"
+    )
+    finite = np.abs(gains[np.isfinite(gains)]) if gains.size else np.array([])
+    lim = max(1e-3, float(finite.max())) if finite.size else 1.0
     im = ax.imshow(gains, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_xticks(range(len(families)), families, rotation=30, ha="right", fontsize=7)
-    ax.set_yticks(range(len(cells)), cells, fontsize=7)
+    ax.set_xticks(range(len(families)), families, rotation=30, ha="right")
+    ax.set_yticks(range(len(cells)), cells)
     for (r, c), v in np.ndenumerate(gains):
-        ax.text(c, r, f"{v:+.1f}", ha="center", va="center", fontsize=6)
+        if np.isfinite(v):
+            dark = abs(v) > 0.6 * lim  # the ends of RdBu are dark
+            ax.text(c, r, f"{v:+.1f}", ha="center", va="center", fontsize=9,
+                    color="white" if dark else "black")  # fmt: skip
     fig.colorbar(im, ax=ax, label="PSNR gain over baseline (dB)")
-    ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    ax.set_title(title)
+    save_figure(fig, path)

@@ -12,7 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from reconlab.config import TokenizerConfig
-from reconlab.io import atomic_path, read_csv, read_json, write_csv, write_json
+from reconlab.figures import log_axis, pyplot, save_figure
+from reconlab.io import read_csv, read_json, write_csv, write_json
 from reconlab.tokenizer.jpeg import compare_to_jpeg
 
 SUMMARY_COLUMNS = (
@@ -37,24 +38,13 @@ def load_jpeg(path: str | Path) -> dict[int, list[dict]]:
     return dict(by_res)
 
 
-def _savefig(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
 def plot_psnr_vs_bpp(rows: list[dict], jpeg: dict[int, list[dict]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     resolutions = sorted(jpeg)
     fig, axes = plt.subplots(
-        1, len(resolutions), figsize=(4.2 * len(resolutions), 3.6), squeeze=False
-    )
+        1, len(resolutions), figsize=(5.0 * len(resolutions), 4.0), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
     variants = sorted({r["variant"] for r in rows})
     markers = "osD^v<>ph*"
     for ax, res in zip(axes[0], resolutions, strict=True):
@@ -67,30 +57,27 @@ def plot_psnr_vs_bpp(rows: list[dict], jpeg: dict[int, list[dict]], path: Path) 
             label="JPEG (Pillow)",
         )
         for r in curve[:: max(len(curve) // 5, 1)]:
-            ax.annotate(f"q{r['quality']}", (r["bpp"], r["psnr"]), fontsize=6, color="0.4")
+            ax.annotate(
+                f"q{r['quality']}", (r["bpp"], r["psnr"]), xytext=(3, -11),
+                textcoords="offset points", fontsize=9, color="0.35",
+            )  # fmt: skip
         for i, v in enumerate(variants):
             pts = [r for r in rows if r["variant"] == v and r["resolution"] == res]
             for p in pts:
                 ax.plot(p["bpp"], p["psnr"], markers[i % len(markers)], ms=8, label=v)
-        ax.set_xscale("log")
+        log_axis(ax)
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(f"{res} px")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(
-        "Tokenizer variants on the JPEG rate-distortion curve (same test photos)", fontsize=10
-    )
-    _savefig(fig, path)
+    axes[0][0].legend()
+    fig.suptitle("Tokenizer variants on the JPEG rate-distortion curve (same test photos)")
+    save_figure(fig, path)
 
 
 def plot_resolution_scaling(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), layout="constrained")
     for v in sorted({r["variant"] for r in rows}):
         pts = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["resolution"])
         res = [p["resolution"] for p in pts]
@@ -100,19 +87,17 @@ def plot_resolution_scaling(rows: list[dict], path: Path) -> None:
         axes[2].plot(res, [p["peak_mem_mb"] for p in pts], "o-", label=v)
         for p in pts:
             if p["tiled"]:
-                axes[2].annotate("tiled", (p["resolution"], p["peak_mem_mb"]), fontsize=7)
+                axes[2].annotate("tiled", (p["resolution"], p["peak_mem_mb"]), fontsize=9)
     titles = ("PSNR (dB)", "throughput (img/s)", "peak memory (MiB)")
     for ax, title in zip(axes, titles, strict=True):
-        ax.set_xscale("log", base=2)
+        log_axis(ax, "x", base=2)
         ax.set_xlabel("resolution (px, square)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[1].set_yscale("log")
-    fig.suptitle(
-        "Resolution scaling (test photos; resolutions above native size are upsampled)", fontsize=10
-    )
-    _savefig(fig, path)
+        ax.legend()
+    log_axis(axes[1], "y")
+    fig.suptitle("Resolution scaling (test photos; resolutions above native size are upsampled)")
+    save_figure(fig, path)
 
 
 def summarize_tokenizer(
