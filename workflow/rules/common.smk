@@ -1,11 +1,19 @@
 # Shared by all stage files: config validation, rerun triggers, and the list of final targets.
 # Imports nothing heavy (no torch): a no-op `snakemake --cores all` stays around a second.
 from reconlab.config import ParamsError, section_json, validate_params
-from reconlab.provenance import source_hash
+from reconlab.inputs import input_manifests, inputs_of
+from reconlab.provenance import command_code, use_cache_file
 
 try:
     validate_params(config)
 except ParamsError as e:
+    raise WorkflowError(str(e)) from None
+
+# External inputs by content: a manifest (path, size, sha256) per path-valued param, rewritten
+# only when a file was added, removed or changed, so it reruns exactly the rules that read it.
+try:
+    INPUT_MANIFESTS = input_manifests(config)
+except FileNotFoundError as e:
     raise WorkflowError(str(e)) from None
 
 # Each stage file registers its final outputs here under its stage name; the default target
@@ -18,9 +26,20 @@ def section(name):
     return section_json(config, name)
 
 
-def code(*modules):
-    """Content hash of the reconlab modules a job runs. Editing them reruns the job."""
-    return source_hash(*modules)
+# Parsed sources are kept between DAG builds; only edited modules are read again.
+use_cache_file(".snakemake/reconlab/code-index.json")
+
+
+def code(command):
+    """Content hash of every reconlab module `reconlab <command>` imports (derived from the
+    import graph, nothing listed by hand). Passed as a param, so editing one reruns the job.
+    """
+    return command_code(command)
+
+
+def inputs(key, exclude=()):
+    """Manifests of the files named by params under ``key`` (e.g. "data.source"), as inputs."""
+    return inputs_of(INPUT_MANIFESTS, key, tuple(exclude))
 
 
 def study_targets():

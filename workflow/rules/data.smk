@@ -2,6 +2,8 @@
 
 
 rule prepare_images:
+    input:
+        source=inputs("data.source"),
     output:
         images=directory("data/prepared/images"),
         manifest="data/prepared/manifest.csv",
@@ -14,7 +16,7 @@ rule prepare_images:
         mem_mb=2000,
     params:
         cfg=section("data"),
-        code=code("data/images.py", "data/decode.py", "io.py"),
+        code=code("prepare-images"),
     shell:
         "reconlab prepare-images --params {params.cfg:q} --out data/prepared 2>&1 | tee {log}"
 
@@ -28,7 +30,7 @@ rule make_fields:
         "../envs/reconlab.yaml"
     params:
         cfg=section("fields"),
-        code=code("data/fields.py", "io.py"),
+        code=code("make-fields"),
     shell:
         "reconlab make-fields --params {params.cfg:q} --out {output.fields} 2>&1 | tee {log}"
 
@@ -47,7 +49,7 @@ rule summarize_data:
     conda:
         "../envs/reconlab.yaml"
     params:
-        code=code("data/summary.py", "io.py"),
+        code=code("summarize-data"),
     shell:
         "reconlab summarize-data --prepared data/prepared --metrics {output.metrics}"
         " --figures results/data 2>&1 | tee {log}"

@@ -20,6 +20,7 @@ rule train_decoder:
     input:
         features=rules.cache_features.output.cache,
         manifest=rules.prepare_images.output.manifest,
+        weights=inputs("decoder", exclude=DECODER_EVAL_KEYS),
     output:
         model="results/decoder/{backbone}/model.safetensors",
         train_log="results/decoder/{backbone}/train_log.csv",
@@ -36,17 +37,7 @@ rule train_decoder:
         gpu=DECODER_GPU,
     params:
         cfg=DECODER_TRAIN_CFG,
-        code=code(
-            "decoder/model.py",
-            "decoder/train.py",
-            "decoder/data.py",
-            "decoder/study.py",
-            "features/cache.py",
-            "features/images.py",
-            "checkpoint.py",
-            "runtime.py",
-            "io.py",
-        ),
+        code=code("train-decoder"),
     shell:
         # The resumable checkpoint lives in .ckpt/, which is no output: Snakemake keeps it
         # when a killed job is rerun, and the rerun continues from it.
@@ -61,6 +52,7 @@ rule evaluate_decoder:
         manifest=rules.prepare_images.output.manifest,
         model=rules.train_decoder.output.model,
         train_log=rules.train_decoder.output.train_log,
+        weights=inputs("decoder"),
     output:
         metrics="results/decoder/{backbone}/metrics.json",
         per_sample="results/decoder/{backbone}/per_sample.csv",
@@ -79,19 +71,7 @@ rule evaluate_decoder:
         gpu=DECODER_GPU,
     params:
         cfg=section("decoder"),
-        code=code(
-            "decoder/evaluate.py",
-            "decoder/baselines.py",
-            "decoder/perceptual.py",
-            "decoder/plots.py",
-            "decoder/model.py",
-            "decoder/data.py",
-            "decoder/study.py",
-            "evaluation/image_metrics.py",
-            "features/cache.py",
-            "features/images.py",
-            "io.py",
-        ),
+        code=code("evaluate-decoder"),
     shell:
         "reconlab evaluate-decoder --params {params.cfg:q} --features {input.features}"
         " --manifest {input.manifest} --model {input.model} --out $(dirname {output.metrics})"
@@ -111,7 +91,7 @@ rule summarize_decoder:
     conda:
         "../envs/reconlab.yaml"
     params:
-        code=code("decoder/study.py", "io.py"),
+        code=code("summarize-decoder"),
     shell:
         "reconlab summarize-decoder {input.metrics} --metrics {output.metrics}"
         " --table {output.table} 2>&1 | tee {log}"

@@ -15,21 +15,6 @@ COMPARED_PAIRS = [
     for p in config["diagnostics"]["compare"]
     if p[0] in DIAGNOSED_BACKBONES and p[1] in DIAGNOSED_BACKBONES
 ]
-DIAGNOSTICS_CODE = code(
-    "diagnostics/__init__.py",
-    "diagnostics/figures.py",
-    "diagnostics/grid.py",
-    "diagnostics/inputs.py",
-    "diagnostics/pca.py",
-    "diagnostics/reference.py",
-    "diagnostics/retrieval.py",
-    "diagnostics/run.py",
-    "diagnostics/smoothness.py",
-    "features/cache.py",
-    "features/images.py",
-    "data/decode.py",
-    "io.py",
-)
 
 
 rule dino_diagnostics:
@@ -52,7 +37,7 @@ rule dino_diagnostics:
         mem_mb=2000,
     params:
         cfg=section("diagnostics"),
-        code=DIAGNOSTICS_CODE,
+        code=code("dino-diagnostics"),
         out=subpath(output.metrics, parent=True),
     shell:
         "reconlab dino-diagnostics --params {params.cfg:q} --cache {input.cache}"
@@ -78,7 +63,7 @@ rule compare_backbones:
         mem_mb=2000,
     params:
         cfg=section("diagnostics"),
-        code=DIAGNOSTICS_CODE,
+        code=code("compare-backbones"),
     shell:
         "reconlab compare-backbones --params {params.cfg:q} {input.first} {input.second}"
         " --prepared $(dirname {input.manifest}) --figure {output.figure}"
@@ -101,7 +86,7 @@ rule summarize_diagnostics:
     conda:
         "../envs/reconlab.yaml"
     params:
-        code=code("diagnostics/run.py", "io.py"),
+        code=code("summarize-diagnostics"),
     shell:
         "reconlab summarize-diagnostics --metrics {input.metrics} --compare {input.compare}"
         " --out {output.metrics} 2>&1 | tee {log}"

@@ -1,6 +1,6 @@
 # Features stage: one verified DINOv2 / DINOv3 token cache per backbone (data/features/{id}),
 # then a summary that re-verifies every shard for the report and DVC metrics.
-from reconlab.features.params import backbone_ids, backbone_section, weights_files
+from reconlab.features.params import backbone_ids, backbone_section
 
 FEATURE_BACKBONES = backbone_ids(config["features"])
 
@@ -9,7 +9,7 @@ rule cache_features:
     input:
         images=rules.prepare_images.output.images,
         manifest=rules.prepare_images.output.manifest,
-        weights=lambda wc: weights_files(config["features"], wc.backbone),
+        weights=lambda wc: inputs(f"features.backbones.{wc.backbone}"),
     output:
         cache=directory("data/features/{backbone}"),
     log:
@@ -24,18 +24,7 @@ rule cache_features:
         gpu=1 if config["features"]["device"] == "cuda" else 0,
     params:
         cfg=lambda wc: backbone_section(config["features"], wc.backbone),
-        code=code(
-            "features/backbones.py",
-            "features/build.py",
-            "features/cache.py",
-            "features/extract.py",
-            "features/fastpath.py",
-            "features/images.py",
-            "features/params.py",
-            "data/decode.py",
-            "io.py",
-            "runtime.py",
-        ),
+        code=code("cache-features"),
     shell:
         "reconlab cache-features --params {params.cfg:q} --backbone {wildcards.backbone}"
         " --prepared $(dirname {input.manifest}) --out {output.cache} 2>&1 | tee {log}"
@@ -52,7 +41,7 @@ rule summarize_features:
     conda:
         "../envs/reconlab.yaml"
     params:
-        code=code("features/summary.py", "features/cache.py", "io.py"),
+        code=code("summarize-features"),
     shell:
         "reconlab summarize-features {input.caches} --out {output.summary}"
         " --metrics {output.metrics} 2>&1 | tee {log}"

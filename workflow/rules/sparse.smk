@@ -9,20 +9,6 @@ from reconlab.sparse.grid import (
     round_record_paths,
 )
 
-SPARSE_CELL_CODE = code(
-    "sparse/task.py",
-    "sparse/encoding.py",
-    "sparse/models.py",
-    "sparse/flow.py",
-    "sparse/techniques.py",
-    "sparse/train.py",
-    "sparse/study.py",
-    "sparse/plots.py",
-    "data/fields.py",
-    "checkpoint.py",
-    "io.py",
-)
-
 
 rule sparse_cell:
     input:
@@ -42,7 +28,7 @@ rule sparse_cell:
         mem_mb=1500,
     params:
         cfg=lambda wildcards: cell_config_json(config["sparse"], wildcards.cell),
-        code=SPARSE_CELL_CODE,
+        code=code("sparse-cell"),
     shell:
         "reconlab sparse-cell --cell-config {params.cfg:q} --cell {wildcards.cell:q}"
         " --seed {wildcards.seed} --fields {input.fields}"
@@ -73,7 +59,7 @@ checkpoint sparse_round:
         "../envs/reconlab.yaml"
     params:
         cfg=section("sparse"),
-        code=code("sparse/grid.py", "sparse/study.py", "sparse/techniques.py", "io.py"),
+        code=code("sparse-round"),
         previous=lambda wildcards, input: (
             f"--previous {input.previous}" if input.previous else ""
         ),
@@ -95,7 +81,7 @@ rule sparse_baselines:
         mem_mb=1000,
     params:
         cfg=section("sparse"),
-        code=code("sparse/baselines.py", "sparse/study.py", "sparse/task.py", "io.py"),
+        code=code("sparse-baselines"),
     shell:
         "reconlab sparse-baselines --params {params.cfg:q} --fields {input.fields}"
         " --out {output.metrics} 2>&1 | tee {log}"
@@ -115,7 +101,7 @@ rule sparse_overfit:
         mem_mb=1000,
     params:
         cfg=section("sparse"),
-        code=SPARSE_CELL_CODE,
+        code=code("sparse-overfit"),
     shell:
         "reconlab sparse-overfit --params {params.cfg:q} --fields {input.fields}"
         " --out {output.metrics} 2>&1 | tee {log}"
@@ -143,7 +129,7 @@ rule aggregate_sparse:
         "../envs/reconlab.yaml"
     params:
         cfg=section("sparse"),
-        code=code("sparse/aggregate.py", "sparse/grid.py", "sparse/plots.py", "io.py"),
+        code=code("sparse-aggregate"),
     shell:
         "reconlab sparse-aggregate --params {params.cfg:q} --rounds results/sparse/rounds"
         " --cells results/sparse/cells --baselines {input.baselines} --overfit {input.overfit}"

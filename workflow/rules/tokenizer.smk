@@ -10,6 +10,7 @@ rule train_tokenizer:
     input:
         images=rules.prepare_images.output.images,
         manifest=rules.prepare_images.output.manifest,
+        weights=inputs("tokenizer.perceptual"),
     output:
         model="results/tokenizer/{variant}/model.safetensors",
         train_log="results/tokenizer/{variant}/train_log.json",
@@ -36,16 +37,7 @@ rule train_tokenizer:
             "perceptual",
             "train",
         ),
-        code=code(
-            "tokenizer/model.py",
-            "tokenizer/quantizers.py",
-            "tokenizer/losses.py",
-            "tokenizer/train.py",
-            "tokenizer/codebook.py",
-            "checkpoint.py",
-            "runtime.py",
-            "io.py",
-        ),
+        code=code("tokenizer-train"),
         checkpoint="results/tokenizer/.checkpoints/{variant}.pt",
     shell:
         "reconlab tokenizer-train --params {params.cfg:q} --variant {wildcards.variant}"
@@ -58,6 +50,8 @@ rule evaluate_tokenizer:
         model=rules.train_tokenizer.output.model,
         manifest=rules.prepare_images.output.manifest,
         images=rules.prepare_images.output.images,
+        source=inputs("data.source"),
+        weights=inputs("tokenizer.eval"),
     output:
         evals=expand(
             "results/tokenizer/{{variant}}/eval_{res}.json", res=TOKENIZER_RESOLUTIONS
@@ -76,17 +70,7 @@ rule evaluate_tokenizer:
     params:
         cfg=section_subset(config, "device", "precision", "train", "eval"),
         source=config["data"]["source"],
-        code=code(
-            "tokenizer/evaluate.py",
-            "tokenizer/tiling.py",
-            "tokenizer/memory.py",
-            "tokenizer/jpeg.py",
-            "tokenizer/model.py",
-            "tokenizer/quantizers.py",
-            "tokenizer/train.py",
-            "tokenizer/codebook.py",
-            "evaluation/image_metrics.py",
-        ),
+        code=code("tokenizer-evaluate"),
     shell:
         "reconlab tokenizer-evaluate --params {params.cfg:q} --model {input.model}"
         " --manifest {input.manifest} --data-source {params.source:q}"
@@ -96,6 +80,8 @@ rule evaluate_tokenizer:
 rule jpeg_baseline:
     input:
         manifest=rules.prepare_images.output.manifest,
+        source=inputs("data.source"),
+        weights=inputs("tokenizer.eval"),
     output:
         csv="results/tokenizer/jpeg/jpeg.csv",
     log:
@@ -105,9 +91,7 @@ rule jpeg_baseline:
     params:
         cfg=section_subset(config, "eval", "jpeg"),
         source=config["data"]["source"],
-        code=code(
-            "tokenizer/jpeg.py", "tokenizer/evaluate.py", "evaluation/image_metrics.py"
-        ),
+        code=code("tokenizer-jpeg"),
     shell:
         "reconlab tokenizer-jpeg --params {params.cfg:q} --manifest {input.manifest}"
         " --data-source {params.source:q} --out {output.csv} 2>&1 | tee {log}"
@@ -134,7 +118,7 @@ rule summarize_tokenizer:
         "../envs/reconlab.yaml"
     params:
         cfg=section_subset(config, "variants", "eval"),
-        code=code("tokenizer/plots.py", "tokenizer/jpeg.py", "io.py"),
+        code=code("tokenizer-summarize"),
     shell:
         "reconlab tokenizer-summarize --params {params.cfg:q} --results $(dirname {output.summary})"
         " --jpeg {input.jpeg} --metrics {output.metrics}"

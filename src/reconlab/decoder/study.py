@@ -23,7 +23,7 @@ from reconlab.decoder.model import count_parameters
 from reconlab.decoder.train import LOG_FIELDS, build_decoder, train_decoder
 from reconlab.features.cache import FeatureCache
 from reconlab.io import atomic_dir, atomic_path, read_csv, read_json, write_csv, write_json
-from reconlab.provenance import source_hash
+from reconlab.provenance import command_code
 from reconlab.runtime import precision_for, resolve_device
 
 MODEL_FILE = "model.safetensors"
@@ -67,8 +67,9 @@ def run_training(
     val = load_split(cache, "val", cfg.inputs, prepared)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
-    # A checkpoint resumes only with the same params, the same cache and the same training code.
-    code = source_hash("decoder/model.py", "decoder/train.py", "decoder/data.py")
+    # A checkpoint resumes only with the same params, the same cache and the same training code
+    # (the import closure of `reconlab train-decoder`, the hash its Snakemake rule carries).
+    code = command_code("train-decoder")
     fingerprint = {"features": identity, "code": code}
     result = train_decoder(
         cfg, train, val, identity["patch_size"], checkpoint, fingerprint,
