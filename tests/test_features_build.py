@@ -102,7 +102,7 @@ def test_cache_holds_the_backbone_tokens_of_every_image_in_manifest_order(prepar
     }  # fmt: skip
     write_json(tmp_path / "results/features/summary.json", {"backbones": rows})
     html = report_section.render(ReportContext(tmp_path / "results", tmp_path / "metrics"))
-    assert "untrained backbone (random:0)" in html and "<td>2x3</td>" in html
+    assert "untrained backbone (random:0)" in html and '<td class="text">2x3</td>' in html
 
 
 def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(

@@ -10,6 +10,8 @@ rule prepare_images:
         rejected="data/prepared/rejected.csv",
     log:
         "logs/data/prepare_images.log",
+    benchmark:
+        "logs/benchmarks/prepare_images/prepare_images.tsv"
     conda:
         "../envs/reconlab.yaml"
     resources:
@@ -26,6 +28,8 @@ rule make_fields:
         fields=directory("data/prepared/fields"),
     log:
         "logs/data/make_fields.log",
+    benchmark:
+        "logs/benchmarks/make_fields/make_fields.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:
@@ -46,6 +50,8 @@ rule summarize_data:
         fields_figure="results/data/fields.png",
     log:
         "logs/data/summarize_data.log",
+    benchmark:
+        "logs/benchmarks/summarize_data/summarize_data.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:

@@ -27,6 +27,8 @@ rule train_decoder:
         info="results/decoder/{backbone}/train.json",
     log:
         "logs/decoder/train_decoder_{backbone}.log",
+    benchmark:
+        "logs/benchmarks/train_decoder/{backbone}.tsv"
     wildcard_constraints:
         backbone="[A-Za-z0-9_]+",
     conda:
@@ -61,6 +63,8 @@ rule evaluate_decoder:
         loss_plot="results/decoder/{backbone}/loss_plot.png",
     log:
         "logs/decoder/evaluate_decoder_{backbone}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_decoder/{backbone}.tsv"
     wildcard_constraints:
         backbone="[A-Za-z0-9_]+",
     conda:
@@ -88,6 +92,8 @@ rule summarize_decoder:
         table="results/decoder/comparison.csv",
     log:
         "logs/decoder/summarize_decoder.log",
+    benchmark:
+        "logs/benchmarks/summarize_decoder/summarize_decoder.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:

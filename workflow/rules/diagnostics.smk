@@ -29,6 +29,8 @@ rule dino_diagnostics:
         smoothness="results/diagnostics/{backbone}/smoothness.png",
     log:
         "logs/diagnostics/dino_diagnostics_{backbone}.log",
+    benchmark:
+        "logs/benchmarks/dino_diagnostics/{backbone}.tsv"
     wildcard_constraints:
         backbone="[A-Za-z0-9_]+",
     conda:
@@ -54,6 +56,8 @@ rule compare_backbones:
         summary="results/diagnostics/compare/{first}--{second}.json",
     log:
         "logs/diagnostics/compare_backbones_{first}--{second}.log",
+    benchmark:
+        "logs/benchmarks/compare_backbones/{first}--{second}.tsv"
     wildcard_constraints:
         first="[A-Za-z0-9_]+",
         second="[A-Za-z0-9_]+",
@@ -83,6 +87,8 @@ rule summarize_diagnostics:
         metrics="metrics/diagnostics.json",
     log:
         "logs/diagnostics/summarize_diagnostics.log",
+    benchmark:
+        "logs/benchmarks/summarize_diagnostics/summarize_diagnostics.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:

@@ -14,6 +14,8 @@ rule cache_features:
         cache=directory("data/features/{backbone}"),
     log:
         "logs/features/cache_features_{backbone}.log",
+    benchmark:
+        "logs/benchmarks/cache_features/{backbone}.tsv"
     wildcard_constraints:
         backbone="[A-Za-z0-9_]+",
     conda:
@@ -38,6 +40,8 @@ rule summarize_features:
         metrics="metrics/features.json",
     log:
         "logs/features/summarize_features.log",
+    benchmark:
+        "logs/benchmarks/summarize_features/summarize_features.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:

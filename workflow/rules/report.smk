@@ -1,4 +1,12 @@
-# Report stage: one offline HTML file built from every study's registered outputs.
+# Report stage: one offline HTML file built from every study's registered outputs, with the
+# provenance header (run block, effective params), run time per rule (benchmark files) and
+# the comparison viewer.
+import json
+
+from reconlab.report.assets import assets_hash
+
+# The configuration's own metrics folder when common.smk defines one, else metrics/.
+REPORT_METRICS = globals().get("METRICS", "metrics")
 
 
 rule report:
@@ -8,13 +16,19 @@ rule report:
         html="reports/index.html",
     log:
         "logs/report/report.log",
+    benchmark:
+        "logs/benchmarks/report/report.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:
         cfg=section("report"),
         code=code("report"),
+        assets=assets_hash(),
+        effective=json.dumps(config, sort_keys=True, separators=(",", ":")),
+        metrics=REPORT_METRICS,
     shell:
-        "reconlab report --params {params.cfg:q} --results results --metrics metrics"
+        "reconlab report --params {params.cfg:q} --results results --metrics {params.metrics}"
+        " --effective-params {params.effective:q} --benchmarks logs/benchmarks"
         " --out {output.html} 2>&1 | tee {log}"
 
 

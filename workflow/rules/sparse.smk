@@ -18,6 +18,8 @@ rule sparse_cell:
         samples="results/sparse/cells/{cell}/seed{seed}/samples.png",
     log:
         "logs/sparse/cells/{cell}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/sparse_cell/cells-{cell}-seed{seed}.tsv"
     wildcard_constraints:
         cell=r"[a-z_+]+",
         seed=r"\d+",
@@ -53,6 +55,8 @@ checkpoint sparse_round:
         record="results/sparse/rounds/round{k}.json",
     log:
         "logs/sparse/round{k}.log",
+    benchmark:
+        "logs/benchmarks/sparse_round/round{k}.tsv"
     wildcard_constraints:
         k=r"\d+",
     conda:
@@ -75,6 +79,8 @@ rule sparse_baselines:
         metrics="results/sparse/baselines.json",
     log:
         "logs/sparse/baselines.log",
+    benchmark:
+        "logs/benchmarks/sparse_baselines/baselines.tsv"
     conda:
         "../envs/reconlab.yaml"
     resources:
@@ -94,6 +100,8 @@ rule sparse_overfit:
         metrics="results/sparse/overfit.json",
     log:
         "logs/sparse/overfit.log",
+    benchmark:
+        "logs/benchmarks/sparse_overfit/overfit.tsv"
     conda:
         "../envs/reconlab.yaml"
     threads: 1
@@ -125,6 +133,8 @@ rule aggregate_sparse:
         metrics="metrics/sparse.json",
     log:
         "logs/sparse/aggregate.log",
+    benchmark:
+        "logs/benchmarks/aggregate_sparse/aggregate.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:

@@ -17,6 +17,8 @@ rule train_tokenizer:
         curve="results/tokenizer/{variant}/train_log.csv",
     log:
         "logs/tokenizer/train_{variant}.log",
+    benchmark:
+        "logs/benchmarks/train_tokenizer/train_{variant}.tsv"
     wildcard_constraints:
         variant="f[0-9]+[A-Za-z0-9.-]+",
     conda:
@@ -59,6 +61,8 @@ rule evaluate_tokenizer:
         test_split="results/tokenizer/{variant}/test_split.json",
     log:
         "logs/tokenizer/evaluate_{variant}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_tokenizer/evaluate_{variant}.tsv"
     wildcard_constraints:
         variant="f[0-9]+[A-Za-z0-9.-]+",
     conda:
@@ -86,6 +90,8 @@ rule jpeg_baseline:
         csv="results/tokenizer/jpeg/jpeg.csv",
     log:
         "logs/tokenizer/jpeg_baseline.log",
+    benchmark:
+        "logs/benchmarks/jpeg_baseline/jpeg_baseline.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:
@@ -114,6 +120,8 @@ rule summarize_tokenizer:
         summary="results/tokenizer/summary.csv",
     log:
         "logs/tokenizer/summarize_tokenizer.log",
+    benchmark:
+        "logs/benchmarks/summarize_tokenizer/summarize_tokenizer.tsv"
     conda:
         "../envs/reconlab.yaml"
     params:

@@ -1,8 +1,9 @@
-"""Assemble the report from the section modules in :mod:`reconlab.report.sections`.
+"""Assemble the report: provenance header, run time per rule, comparison viewer, study sections.
 
-Each section module defines ``TITLE``, ``ORDER`` and ``render(ctx) -> str | None``; it returns
-None when its study produced nothing (so a partial pipeline still gets a report).
-Sections are discovered, not listed: adding a study's section is adding one file.
+Each section module of :mod:`reconlab.report.sections` defines ``TITLE``, ``ORDER`` and
+``render(ctx) -> str | None`` (HTML from its jinja2 template, or None when its study produced
+nothing, so a partial pipeline still gets a report). Sections are discovered, not listed.
+The page is ``templates/report.html.j2``; everything is autoescaped and inlined (offline).
 """
 
 from __future__ import annotations
@@ -10,23 +11,16 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import pkgutil
+import tempfile
 from pathlib import Path
 
 from reconlab import __version__
 from reconlab.io import write_text
 from reconlab.report import sections as _sections
-from reconlab.report.context import ReportContext
-
-_CSS = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f2f2f2}
-figure{display:inline-block;margin:.5em}figure img{max-width:100%}
-figcaption{font-size:.85em;color:#555;text-align:center}
-.untrained{background:#fde2e2;color:#900;padding:2px 6px;border-radius:3px;font-weight:bold}
-.missing{color:#900}nav a{margin-right:1em}
-"""
+from reconlab.report.context import ReportContext, figure, render
+from reconlab.report.provenance import provenance
+from reconlab.report.sections.decoder import load as decoder_results
+from reconlab.report.viewer import viewer_data
 
 
 def discover_sections() -> list:
@@ -43,24 +37,48 @@ def build_report(
     out: Path,
     title: str = "reconlab report",
     max_thumbnails: int = 12,
+    params: dict | None = None,
+    benchmarks: Path | None = None,
+    project: Path | None = None,
 ) -> list[str]:
-    """Write one self-contained HTML file; return the titles of the sections that rendered."""
-    ctx = ReportContext(results=Path(results), metrics=Path(metrics), max_thumbnails=max_thumbnails)
-    parts, rendered = [], []
+    """Write one self-contained HTML file; return the titles of the study sections that rendered.
+
+    Args:
+        results, metrics: the run's ``results/`` and ``metrics/`` folders.
+        out: the HTML file to write (atomically).
+        params: the effective params (all sections merged), shown collapsed; None hides them.
+        benchmarks: Snakemake benchmark folder (default ``<project>/logs/benchmarks``).
+        project: the project folder (git state when no metrics file has a ``run`` block).
+    """
+    results, metrics = Path(results), Path(metrics)
+    project = Path(project) if project else Path.cwd()
+    benchmarks = Path(benchmarks) if benchmarks else project / "logs" / "benchmarks"
+    ctx = ReportContext(results=results, metrics=metrics, max_thumbnails=max_thumbnails)
+    sections = []
     for module in discover_sections():
         body = module.render(ctx)
-        if body is None:
-            continue
-        anchor = module.__name__.rsplit(".", 1)[-1]
-        parts.append(f'<section id="{anchor}"><h2>{ctx.esc(module.TITLE)}</h2>{body}</section>')
-        rendered.append((anchor, module.TITLE))
-    nav = "".join(f'<a href="#{a}">{ctx.esc(t)}</a>' for a, t in rendered)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{ctx.esc(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{ctx.esc(title)}</h1>"
-        f"<p>reconlab {__version__} · built {stamp} · offline, self-contained</p>"
-        f"<nav>{nav}</nav>{''.join(parts)}</body></html>\n"
+        if body is not None:
+            anchor = module.__name__.rsplit(".", 1)[-1]
+            sections.append({"anchor": anchor, "title": module.TITLE, "body": body})
+    variants = (params or {}).get("tokenizer", {}).get("variants") or sorted(
+        p.parent.parent.name for p in (results / "tokenizer").glob("*/recon/index.json")
     )
+    viewer = viewer_data(
+        results, [m["backbone_id"] for m in decoder_results(ctx)], variants, max_thumbnails
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        prov = provenance(results, metrics, project, params, benchmarks, Path(tmp) / "timing.png")
+        timing = figure(prov["benchmark_png"], "wall time per rule") if prov["benchmark_png"] else None
+        page = render(
+            "report.html.j2",
+            title=title,
+            version=__version__,
+            built=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            prov=prov,
+            timing_figure=timing,
+            viewer=viewer,
+            data=viewer,
+            sections=sections,
+        )
     write_text(out, page)
-    return [t for _, t in rendered]
+    return [s["title"] for s in sections]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from reconlab.report.context import ReportContext
+from reconlab.report.tables import records_table
 
 TITLE = "Data"
 ORDER = 10
+COLUMNS = {"split": "split", "crops": "crops", "sources": "source photos", "fields": "fields"}
 
 
 def render(ctx: ReportContext) -> str | None:
@@ -16,17 +18,16 @@ def render(ctx: ReportContext) -> str | None:
     rows = [
         {
             "split": split,
-            "source photos": m["images"]["sources"].get(split, 0),
+            "sources": m["images"]["sources"].get(split, 0),
             "crops": m["images"]["crops"].get(split, 0),
             "fields": m["fields"]["count"].get(split, 0),
         }
         for split in ("train", "val", "test")
     ]
-    parts = [
-        f"<p>Image source: <code>{ctx.esc(m['images']['source'])}</code>; "
-        f"crop {m['images']['crop_size']} px; rejected files: {m['images']['rejected']}.</p>",
-        ctx.table(rows),
-        ctx.img(ctx.results / "data" / "samples.png", "sample crops per split"),
-        ctx.img(ctx.results / "data" / "fields.png", "synthetic fields, one row per family"),
-    ]
-    return "\n".join(parts)
+    return ctx.render(
+        "sections/data.html.j2",
+        images=m["images"],
+        table=records_table(rows, COLUMNS, headline="crops"),
+        samples=ctx.figure(ctx.results / "data" / "samples.png", "sample crops per split"),
+        fields=ctx.figure(ctx.results / "data" / "fields.png", "synthetic fields, one row per family"),
+    )

@@ -3,47 +3,43 @@
 from __future__ import annotations
 
 from reconlab.report.context import ReportContext
+from reconlab.report.tables import records_table
 
 TITLE = "Feature caches"
 ORDER = 20
+COLUMNS = {
+    "backbone": "backbone", "model": "timm model", "weights": "weights", "untrained": "untrained",
+    "input": "input (px)", "grid": "patch grid", "dim": "dim", "prefix": "prefix tokens",
+    "layers": "layers", "dtype": "dtype", "train": "train", "val": "val", "test": "test",
+}  # fmt: skip
 
 
 def render(ctx: ReportContext) -> str | None:
     summary = ctx.results / "features" / "summary.json"
     if not summary.exists():
         return None
-    rows, badges = [], []
-    for b in ctx.read_json(summary)["backbones"]:
-        h, w = b["image_size"]
-        gh, gw = b["grid"]
-        rows.append(
-            {
-                "backbone": b["backbone_id"],
-                "model": b["model"],
-                "weights": _short(b["weights_id"]),
-                "untrained": "yes" if b["untrained"] else "no",
-                "input": f"{h}x{w}",
-                "grid": f"{gh}x{gw}",
-                "dim": b["embed_dim"],
-                "prefix tokens": b["num_prefix_tokens"],
-                "layers": ", ".join(str(k) for k in b["layers"]) or "final",
-                "dtype": b["dtype"],
-                **{split: b["count"].get(split, 0) for split in ("train", "val", "test")},
-            }
-        )
-        if b["untrained"]:
-            badges.append(
-                f"<p>{ctx.esc(b['backbone_id'])}: {ctx.untrained_badge(b['weights_id'])}</p>"
-            )
-    intro = (
-        "<p>CLS and final-layer patch tokens of every prepared image, one verified cache per "
-        "backbone (<code>data/features/&lt;backbone&gt;</code>; every shard's sha256 checked "
-        "when this summary was written). Prefix tokens (CLS, registers) are removed using the "
-        "model's own count.</p>"
+    backbones = ctx.read_json(summary)["backbones"]
+    rows = [
+        {
+            "backbone": b["backbone_id"],
+            "model": b["model"],
+            "weights": short_weights(b["weights_id"]),
+            "untrained": bool(b["untrained"]),
+            "input": "x".join(map(str, b["image_size"])),
+            "grid": "x".join(map(str, b["grid"])),
+            "dim": b["embed_dim"],
+            "prefix": b["num_prefix_tokens"],
+            "layers": ", ".join(str(k) for k in b["layers"]) or "final",
+            "dtype": b["dtype"],
+            **{split: b["count"].get(split, 0) for split in ("train", "val", "test")},
+        }
+        for b in backbones
+    ]
+    return ctx.render(
+        "sections/features.html.j2", backbones=backbones, table=records_table(rows, COLUMNS)
     )
-    return intro + "".join(badges) + ctx.table(rows)
 
 
-def _short(weights_id: str) -> str:
+def short_weights(weights_id: str) -> str:
     """``sha256:<64 hex>`` shortened to 12 hex digits for the table."""
     return weights_id[:19] + "…" if weights_id.startswith("sha256:") else weights_id

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
-import csv
+import pandas as pd
 
 from reconlab.report.context import ReportContext
+from reconlab.report.tables import frame_table
 
 TITLE = "Sparse-query reconstruction (5% of pixels, flow matching)"
 ORDER = 50
+
+FAMILY_COLUMNS = {
+    "family": "field family",
+    "best": "best cell PSNR (dB)",
+    "baseline": "best baseline PSNR (dB)",
+    "gain": "gain over baseline (dB)",
+    "method": "baseline method",
+    "fixedq": "fixed-query ablation PSNR (dB)",
+}
+RANKING_COLUMNS = {
+    "technique": "technique",
+    "gain_db": "gain over baseline cell (dB)",
+    "psnr": "PSNR (dB)",
+    "psnr_std": "PSNR seed std (dB)",
+    "test_gain_db": "test-split gain (dB)",
+    "threshold_db": "threshold (2 x seed std, dB)",
+    "beneficial": "beneficial",
+    "pooled_threshold_db": "pooled threshold (dB)",
+    "beneficial_pooled": "beneficial (pooled)",
+}
+MATRIX_COLUMNS = {
+    "cell": "cell",
+    "psnr": "PSNR (dB)",
+    "psnr_std": "seed std (dB)",
+    "round": "round",
+    "psnr_unclamped": "unclamped PSNR (dB)",
+    "corr": "correlation",
+    "train_seconds": "train time (s)",
+    "parameters": "parameters",
+}
 
 
 def render(ctx: ReportContext) -> str | None:
@@ -15,63 +46,53 @@ def render(ctx: ReportContext) -> str | None:
     if not (root / "summary.json").exists():
         return None
     s = ctx.read_json(root / "summary.json")
-    families = list(s["best_psnr_by_family"])
-    rows = [
+    fixedq = s.get("fixed_query_ablation_psnr_by_family") or {}
+    families = pd.DataFrame(
         {
-            "family": f,
-            f"best cell ({s['best_cell']})": s["best_psnr_by_family"][f],
-            "best baseline": s["best_baseline_psnr_by_family"][f],
-            "baseline method": s["best_baseline_method_by_family"][f],
-            "fixed-query ablation": (s.get("fixed_query_ablation_psnr_by_family") or {}).get(f, ""),
+            "family": list(s["best_psnr_by_family"]),
+            "best": list(s["best_psnr_by_family"].values()),
+            "baseline": [s["best_baseline_psnr_by_family"][f] for f in s["best_psnr_by_family"]],
+            "method": [s["best_baseline_method_by_family"][f] for f in s["best_psnr_by_family"]],
+            "fixedq": [fixedq.get(f) for f in s["best_psnr_by_family"]],
         }
-        for f in families
-    ]
-    parts = [
-        f"<p>PSNR (dB, clamped to [0, 1], all 1024 pixels, {ctx.esc(s['split'])} split, mean over "
-        f"seeds {ctx.esc(s['seeds'])}). Best cell <code>{ctx.esc(s['best_cell'])}</code>: "
-        f"{ctx.fmt(s['best_psnr'])} ± {ctx.fmt(s['best_psnr_std'])} dB (unclamped "
-        f"{ctx.fmt(s['best_psnr_unclamped'])}); baseline cell {ctx.fmt(s['baseline_cell_psnr'])}; "
-        f"fixed-query ablation {ctx.fmt(s['fixed_query_ablation_psnr'])}; predicting the observed "
-        f"mean {ctx.fmt(s['mean_predictor_psnr'])}; one-field overfit {ctx.fmt(s['overfit_psnr'])}. "
-        f"Above the best interpolation baseline on {s['families_above_best_baseline']} of "
-        f"{len(families)} families. {s['cells']} cells, {s['rounds']} greedy rounds, grid wall "
-        f"time {ctx.fmt(s['grid_wall_s'])} s.</p>",
-        _verdicts(ctx, s),
-        ctx.table(rows),
-    ]
-    ranking = root / "technique_ranking.json"
-    if ranking.exists():
-        r = ctx.read_json(ranking)
-        parts.append(
-            f"<p>Single techniques vs the baseline cell (selected on {ctx.esc(r['select_split'])}; "
-            "beneficial = gain above twice the baseline's seed std; beneficial_pooled = above twice "
-            "the seed std pooled over all cells, which a lucky near-zero baseline std cannot pass).</p>"
-        )
-        parts.append(ctx.table(r["ranking"]))
-    matrix = root / "performance_matrix.csv"
-    if matrix.exists():
-        with open(matrix, newline="") as f:
-            top = list(csv.DictReader(f))[: ctx.max_thumbnails]
-        cols = ["cell", "round", "psnr", "psnr_std", "psnr_unclamped", "corr", "train_seconds"]
-        parts.append(ctx.table(top, cols))
-    parts.append(ctx.img(root / "improvement_heatmap.png", "PSNR gain over the baseline cell"))
+    )
+    families["gain"] = families["best"] - families["baseline"]
+    ranking = None
+    if (root / "technique_ranking.json").exists():
+        r = ctx.read_json(root / "technique_ranking.json")
+        ranking = {
+            "split": r["select_split"],
+            "table": frame_table(
+                pd.DataFrame.from_records(r["ranking"]), RANKING_COLUMNS, sort_by="gain_db"
+            ),
+        }
+    matrix = None
+    if (root / "performance_matrix.csv").exists():
+        frame = ctx.read_table(root / "performance_matrix.csv")
+        matrix = frame_table(
+            frame, MATRIX_COLUMNS, headline="psnr", sort_by="psnr", limit=ctx.max_thumbnails,
+            caption=f"top {min(len(frame), ctx.max_thumbnails)} of {len(frame)} cells by PSNR",
+        )  # fmt: skip
+    samples = []
     for cell in dict.fromkeys([s["best_cell"], "baseline", "fixedq"]):
         grids = sorted((root / "cells" / cell).glob("seed*/samples.png"))
         if grids:
-            parts.append(ctx.img(grids[0], f"{cell}: observed / truth / prediction / error"))
-    return "\n".join(parts)
-
-
-def _verdicts(ctx: ReportContext, s: dict) -> str:
-    """The study's targets and the ablation's collapse, each stated as met or not."""
-    targets = s.get("targets") or {}
-    collapsed = s.get("fixed_query_ablation_collapsed")
-    items = [
-        f"{ctx.esc(name.replace('_', ' '))}: {'met' if ok else 'NOT met'}"
-        for name, ok in targets.items()
+            samples.append(ctx.figure(grids[0], f"{cell}: observed / truth / prediction / error"))
+    targets = [
+        (name.replace("_", " "), "met" if ok else "NOT met")
+        for name, ok in (s.get("targets") or {}).items()
     ]
+    collapsed = s.get("fixed_query_ablation_collapsed")
     if collapsed is not None:
-        items.append(
-            "fixed-query ablation collapses to the mean: " + ("yes" if collapsed else "NO")
-        )
-    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>" if items else ""
+        targets.append(("fixed-query ablation collapses to the mean", "yes" if collapsed else "NO"))
+    return ctx.render(
+        "sections/sparse.html.j2",
+        s=s,
+        n_families=len(families),
+        targets=targets,
+        families=frame_table(families, FAMILY_COLUMNS, headline="best", sort_by="gain"),
+        ranking=ranking,
+        matrix=matrix,
+        heatmap=ctx.figure(root / "improvement_heatmap.png", "PSNR gain over the baseline cell"),
+        samples=samples,
+    )
