@@ -264,7 +264,12 @@ def staged_outputs(root: str | os.PathLike, names: Sequence[str]) -> Iterator[Pa
     stage = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=root))
     _as_if_created_normally(stage, 0o777)
     try:
-        yield stage
+        try:
+            yield stage
+        except OSError as e:  # a full disk inside a library's write names no file: name the folder
+            if e.filename is None and e.errno is not None:
+                raise OSError(e.errno, e.strerror or str(e), str(root)) from e
+            raise
         missing = [n for n in names if not (stage / n).exists()]
         if missing:
             raise RuntimeError(f"{root}: staged outputs {missing} were not written")
