@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -101,7 +98,7 @@ def test_broken_image_is_a_recorded_skip(earlier, capsys, kind, reason):
     rc, err = prepare(capsys, src, out)
     assert rc == 0, err
     assert {r["file"]: r["reason"] for r in read_csv(out / "rejected.csv")} == {
-        f"bad_{kind}.png": pytest.approx(reason) if False else _starting(reason)
+        f"bad_{kind}.png": _starting(reason)
     }
     good_crops_kept(out, before)
 
@@ -348,23 +345,6 @@ def test_full_disk_is_one_line_and_keeps_the_earlier_output(earlier):
     assert str(out) in line and "Traceback" not in proc.stderr
     assert tree_bytes(out) == before
     assert sorted(p.name for p in out.iterdir()) == ["images", "manifest.csv", "rejected.csv"]
-
-
-def test_write_to_dev_full_names_the_file(capsys):
-    from reconlab.io import write_bytes
-
-    with pytest.raises(OSError, match="No space left on device") as e:
-        with open("/dev/full", "wb") as f:
-            f.write(b"x" * 65536)
-            f.flush()
-    assert e.value.errno == 28
-    # Our atomic writer leaves no temporary behind when the write fails, whatever the cause.
-    with tempfile.TemporaryDirectory() as d:
-        target = Path(d) / "out.bin"
-        target.write_bytes(b"old")
-        with pytest.raises(TypeError):
-            write_bytes(target, None)  # type: ignore[arg-type]
-        assert target.read_bytes() == b"old" and os.listdir(d) == ["out.bin"]
 
 
 def _without_permission_override() -> None:
