@@ -30,6 +30,7 @@ rule make_fields:
         "logs/data/make_fields.log",
     benchmark:
         "logs/benchmarks/make_fields/make_fields.tsv"
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:
@@ -52,6 +53,7 @@ rule summarize_data:
         "logs/data/summarize_data.log",
     benchmark:
         "logs/benchmarks/summarize_data/summarize_data.tsv"
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:

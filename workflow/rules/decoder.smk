@@ -36,6 +36,7 @@ rule train_decoder:
     threads: workflow.cores
     resources:
         mem_mb=4000,
+        runtime=240,
         gpu=DECODER_GPU,
     params:
         cfg=DECODER_TRAIN_CFG,
@@ -72,6 +73,7 @@ rule evaluate_decoder:
     threads: workflow.cores
     resources:
         mem_mb=4000,
+        runtime=60,
         gpu=DECODER_GPU,
     params:
         cfg=section("decoder"),
@@ -94,6 +96,7 @@ rule summarize_decoder:
         "logs/decoder/summarize_decoder.log",
     benchmark:
         "logs/benchmarks/summarize_decoder/summarize_decoder.tsv"
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:

@@ -89,6 +89,7 @@ rule summarize_diagnostics:
         "logs/diagnostics/summarize_diagnostics.log",
     benchmark:
         "logs/benchmarks/summarize_diagnostics/summarize_diagnostics.tsv"
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:

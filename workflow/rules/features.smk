@@ -20,9 +20,10 @@ rule cache_features:
         backbone="[A-Za-z0-9_]+",
     conda:
         "../envs/reconlab.yaml"
-    threads: workflow.cores
+    threads: config["features"]["threads"] or workflow.cores
     resources:
         mem_mb=4000,
+        runtime=60,
         gpu=1 if config["features"]["device"] == "cuda" else 0,
     params:
         cfg=lambda wc: backbone_section(config["features"], wc.backbone),
@@ -42,6 +43,7 @@ rule summarize_features:
         "logs/features/summarize_features.log",
     benchmark:
         "logs/benchmarks/summarize_features/summarize_features.tsv"
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:

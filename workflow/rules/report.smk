@@ -18,6 +18,7 @@ rule report:
         "logs/report/report.log",
     benchmark:
         "logs/benchmarks/report/report.tsv"
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:

@@ -25,9 +25,11 @@ rule sparse_cell:
         seed=r"\d+",
     conda:
         "../envs/reconlab.yaml"
-    threads: 1
+    threads: config["sparse"]["train"]["threads"]
     resources:
         mem_mb=1500,
+        runtime=120,
+        gpu=1 if config["sparse"]["train"]["device"] == "cuda" else 0,
     params:
         cfg=lambda wildcards: cell_config_json(config["sparse"], wildcards.cell),
         code=code("sparse-cell"),
@@ -59,6 +61,7 @@ checkpoint sparse_round:
         "logs/benchmarks/sparse_round/round{k}.tsv"
     wildcard_constraints:
         k=r"\d+",
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:
@@ -104,9 +107,10 @@ rule sparse_overfit:
         "logs/benchmarks/sparse_overfit/overfit.tsv"
     conda:
         "../envs/reconlab.yaml"
-    threads: 1
+    threads: config["sparse"]["train"]["threads"]
     resources:
         mem_mb=1000,
+        gpu=1 if config["sparse"]["train"]["device"] == "cuda" else 0,
     params:
         cfg=section("sparse"),
         code=code("sparse-overfit"),
@@ -135,6 +139,7 @@ rule aggregate_sparse:
         "logs/sparse/aggregate.log",
     benchmark:
         "logs/benchmarks/aggregate_sparse/aggregate.tsv"
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:

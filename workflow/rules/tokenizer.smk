@@ -23,9 +23,10 @@ rule train_tokenizer:
         variant="f[0-9]+[A-Za-z0-9.-]+",
     conda:
         "../envs/reconlab.yaml"
-    threads: workflow.cores
+    threads: config["tokenizer"]["train"]["threads"] or workflow.cores
     resources:
         mem_mb=4000,
+        runtime=240,
         gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
     params:
         cfg=section_subset(
@@ -70,6 +71,7 @@ rule evaluate_tokenizer:
     threads: workflow.cores
     resources:
         mem_mb=8000,
+        runtime=60,
         gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
     params:
         cfg=section_subset(config, "device", "precision", "train", "eval"),
@@ -122,6 +124,7 @@ rule summarize_tokenizer:
         "logs/tokenizer/summarize_tokenizer.log",
     benchmark:
         "logs/benchmarks/summarize_tokenizer/summarize_tokenizer.tsv"
+    localrule: True
     conda:
         "../envs/reconlab.yaml"
     params:
