@@ -3,10 +3,17 @@
 A training loop calls :func:`save_checkpoint` every N steps and :func:`load_checkpoint` at start;
 a job killed mid-run and rerun by Snakemake continues from the last checkpoint. The RNG states
 are saved too, so a resumed CPU run ends with the same result as an uninterrupted one.
+
+Integrity: the file starts with one line carrying the sha256 of the torch payload that follows.
+A checkpoint whose bytes do not match (flipped bits, truncation, a file from elsewhere) is never
+used: :func:`load_checkpoint` logs a warning naming it and training starts over, which ends
+with the same result, only later.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import random
 from pathlib import Path
 from typing import Any
@@ -14,7 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from reconlab.io import atomic_path
+from reconlab.io import atomic_path, sha256_bytes
+
+log = logging.getLogger(__name__)
+_MAGIC = b"reconlab-checkpoint sha256="
 
 
 def rng_state() -> dict[str, Any]:
@@ -38,23 +48,45 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` (model/optimizer state dicts, step, config, ...) plus RNG states atomically."""
-    payload = dict(state, rng=rng_state())
+    buf = io.BytesIO()
+    torch.save(dict(state, rng=rng_state()), buf)
+    data = buf.getvalue()
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(_MAGIC + sha256_bytes(data).encode() + b"\n" + data)
+
+
+def checkpoint_problem(raw: bytes) -> str | None:
+    """Why the bytes of a checkpoint file cannot be trusted (None when they can)."""
+    if not raw.startswith(_MAGIC):
+        return "not a reconlab checkpoint (no checksum line)"
+    head, sep, data = raw[len(_MAGIC) :].partition(b"\n")
+    if not sep or len(head) != 64:
+        return "truncated checksum line"
+    if sha256_bytes(data) != head.decode("ascii", "replace"):
+        return f"sha256 does not match its checksum line ({len(data)} payload bytes)"
+    return None
 
 
 def load_checkpoint(
     path: str | Path, config: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
-    """The saved state, or None when there is none or it was made with a different ``config``.
+    """The saved state, or None when there is none, it is corrupt, or it has another ``config``.
 
     A checkpoint from a different config is ignored (training starts over) rather than resumed,
-    so changing a learning rate never continues a run made with the old one.
+    so changing a learning rate never continues a run made with the old one. A corrupt one
+    (see :func:`checkpoint_problem`) is ignored with a warning naming the file.
     """
     path = Path(path)
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    raw = path.read_bytes()
+    problem = checkpoint_problem(raw)
+    if problem:
+        log.warning("%s: corrupt checkpoint (%s); not used, training starts over", path, problem)
+        print(f"{path}: corrupt checkpoint ({problem}); training starts over", flush=True)
+        return None
+    payload = io.BytesIO(raw.partition(b"\n")[2])
+    state = torch.load(payload, map_location="cpu", weights_only=False)
     if config is not None and state.get("config") != config:
         return None
     set_rng_state(state.pop("rng"))

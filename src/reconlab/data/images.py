@@ -236,3 +236,35 @@ def prepare_images(cfg: DataConfig, out: str | Path) -> PrepareSummary:
     crops = {s: sum(r["split"] == s for r in rows) for s in SPLITS}
     n_sources = {s: sum(v == s for v in split_of.values()) for s in SPLITS}
     return PrepareSummary(crops=crops, sources=n_sources, rejected=len(rejected))
+
+
+def verify_prepared(prepared: str | Path, files: list[str] | None = None) -> None:
+    """Check prepared crops against the sha256 in ``prepared/manifest.csv`` before they are used.
+
+    Args:
+        prepared: the prepare_images output folder.
+        files: manifest ``file`` entries to check (default: every row).
+
+    Raises:
+        FileNotFoundError: no manifest, or a listed crop is missing (naming it).
+        ValueError: a crop's bytes differ from the manifest (flipped bytes, truncation), naming
+            the file; nothing computed from it is trusted, so rerun prepare-images.
+    """
+    from reconlab.io import read_csv
+
+    prepared = Path(prepared)
+    manifest = prepared / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: no manifest (run prepare-images first)")
+    digests = {r["file"]: r["sha256"] for r in read_csv(manifest)}
+    for name in digests if files is None else files:
+        path = prepared / name
+        if name not in digests:
+            raise ValueError(f"{path}: not listed in {manifest}; rerun prepare-images")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: listed in {manifest} but missing; rerun prepare-images")
+        if sha256_file(path) != digests[name]:
+            raise ValueError(
+                f"{path}: corrupt prepared image (sha256 differs from {manifest}); "
+                "rerun prepare-images (snakemake -R prepare_images)"
+            )

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
+from reconlab.data.images import verify_prepared
+
 
 @dataclass(frozen=True)
 class DecoderDataset:
@@ -102,6 +104,8 @@ def load_split(cache, split: str, inputs: Sequence[str], prepared: Path) -> Deco
     if split not in cache.index["splits"]:
         return None
     s = cache.split(split)
+    if (Path(prepared) / "manifest.csv").is_file():
+        verify_prepared(prepared, s.files)  # corrupt targets are named, never trained on
     if len(s) == 0:
         return None
     features = []

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from reconlab.config import FeaturesConfig, from_section
+from reconlab.data.images import verify_prepared
 from reconlab.features.backbones import (
     Backbone,
     check_model_name,
@@ -61,6 +62,8 @@ def read_manifest(prepared: Path) -> dict[str, list[dict[str, str]]]:
     rows = read_csv(path)
     if rows and not {"file", "split"} <= set(rows[0]):
         raise ValueError(f"{path}: columns 'file' and 'split' are required")
+    if rows and "sha256" in rows[0]:
+        verify_prepared(prepared)  # a corrupt crop is named, never cached (issue 14)
     return {split: [r for r in rows if r["split"] == split] for split in SPLITS}
 
 
