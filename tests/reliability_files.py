@@ -114,3 +114,29 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.is_symlink()
     }
+
+
+SMALL_DATA = {"crop_size": 32, "crops_per_image": 1, "resize_shorter": 48}
+BACKBONE = {
+    "id": "vit",
+    "model": "vit_small_patch14_dinov2.lvd142m",
+    "weights": "random",
+    "image_size": 28,
+    "layers": [],
+}
+FEATURES = {"backbones": [BACKBONE], "batch_size": 4, "shard_size": 2, "device": "cpu"}
+
+
+def make_feature_cache(root: Path) -> Path:
+    """``root/prepared`` (4 photos) and ``root/cache``: a real timm ViT-S/14 (random weights)
+    feature cache with 2-image shards, both made through the ``reconlab`` CLI."""
+    import json
+
+    from reconlab.cli import main
+
+    src = good_folder(root / "photos", n=4)
+    data = json.dumps({"source": str(src), **SMALL_DATA})
+    assert main(["prepare-images", "--params", data, "--out", str(root / "prepared")]) == 0
+    args = ["cache-features", "--params", json.dumps(FEATURES), "--backbone", "vit", "--quiet"]
+    assert main([*args, "--prepared", str(root / "prepared"), "--out", str(root / "cache")]) == 0
+    return root

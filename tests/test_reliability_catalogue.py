@@ -20,20 +20,20 @@ import numpy as np
 import pytest
 from conftest import BIN, SMOKE, copy_project, project_env
 from PIL import Image
-from reliability_files import good_folder, photo, tree_bytes
+from reliability_files import (
+    BACKBONE,
+    FEATURES,
+    SMALL_DATA,
+    good_folder,
+    make_feature_cache,
+    photo,
+    tree_bytes,
+)
 
 from reconlab.cli import main
 from reconlab.io import read_csv
 
-SMALL = {"crop_size": 32, "crops_per_image": 1, "resize_shorter": 48}
-BACKBONE = {
-    "id": "vit",
-    "model": "vit_small_patch14_dinov2.lvd142m",
-    "weights": "random",
-    "image_size": 28,
-    "layers": [],
-}
-FEATURES = {"backbones": [BACKBONE], "batch_size": 4, "shard_size": 2, "device": "cpu"}
+SMALL = SMALL_DATA
 
 
 def cli(capsys, *args: str) -> tuple[int, str]:
@@ -230,13 +230,7 @@ def test_bad_params_are_one_line_naming_the_key(earlier, capsys, bad, message):
 @pytest.fixture(scope="module")
 def cached(tmp_path_factory):
     """Prepared crops and a good feature cache of a real timm ViT-S/14 with random weights."""
-    root = tmp_path_factory.mktemp("cached")
-    src = good_folder(root / "photos", n=4)
-    data = json.dumps({"source": str(src), **SMALL})
-    assert main(["prepare-images", "--params", data, "--out", str(root / "prepared")]) == 0
-    args = ["cache-features", "--params", json.dumps(FEATURES), "--backbone", "vit", "--quiet"]
-    assert main([*args, "--prepared", str(root / "prepared"), "--out", str(root / "cache")]) == 0
-    return root
+    return make_feature_cache(tmp_path_factory.mktemp("cached"))
 
 
 def _cache_with(capsys, root: Path, backbone: dict, backbone_id: str = "vit") -> tuple[int, str]:

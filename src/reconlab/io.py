@@ -111,9 +111,11 @@ def first_non_finite(obj: Any, key: str = "") -> tuple[str, float] | None:
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e:  # flipped bytes: not even text
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 at byte {e.start})") from None
 
 
 def write_csv(
