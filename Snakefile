@@ -20,3 +20,9 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+onsuccess:
+    # Only the baseline configuration's metrics reach the git-tracked metrics/ folder.
+    for f in publish_metrics(CONFIG_NAME):
+        print(f"reconlab: {f} updated from {METRICS} (baseline configuration)")

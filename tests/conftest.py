@@ -17,6 +17,8 @@ PROJECT_FILES = ["Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", ".gitigno
 PROJECT_DIRS = ["workflow", "config", "src", "profiles"]
 # One --configfile with both files: Snakemake keeps only the last of repeated --configfile flags.
 SMOKE = ["--configfile", "config/offline.yaml", "config/smoke.yaml"]
+# Where a smoke run writes its metrics (its configuration's folder; metrics/ is the baseline's).
+SMOKE_METRICS = Path("results/metrics/smoke")
 
 
 def project_env(project: Path) -> dict[str, str]:
@@ -66,6 +68,28 @@ def planned_jobs(project: Path, *args: str) -> set[str]:
                 rules.add(line[len(prefix) : -1])
     rules.discard("all")
     return rules
+
+
+def metrics_file(project: Path, stage: str, *args: str) -> Path:
+    """The metrics JSON that a run with these snakemake arguments writes for ``stage``.
+
+    Overlays are read from ``--configfile a b ...`` (targets must come before it).
+    """
+    from reconlab.provenance import metrics_dir, resolve_configuration
+
+    overlays = list(args[args.index("--configfile") + 1 :]) if "--configfile" in args else []
+    name, _ = resolve_configuration(None, overlays, project)
+    return project / metrics_dir(name) / f"{stage}.json"
+
+
+def rerun_set(project: Path, *args: str) -> set[str]:
+    """Rules with an output Snakemake would update, from ``--summary`` (tab-separated columns
+    output_file, date, rule, log-file(s), status, plan)."""
+    proc = snakemake(project, "--summary", *args)
+    rows = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
+    header = rows[0]
+    rule, plan = header.index("rule"), header.index("plan")
+    return {r[rule] for r in rows[1:] if r[plan] == "update pending"} - {"all"}
 
 
 @pytest.fixture

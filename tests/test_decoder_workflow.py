@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, planned_jobs, run, snakemake
+from conftest import SMOKE, metrics_file, planned_jobs, run, snakemake
 
 # Two of the offline backbones (one patch-14, one patch-16) keep this test short; the decoder
 # rules expand over whatever features.backbones lists.
@@ -29,10 +29,10 @@ def overlay(project: Path, name: str, text: str) -> list[str]:
 @pytest.mark.slow
 def test_smoke_pipeline_trains_evaluates_and_reruns_only_the_decoder(project):
     smoke = overlay(project, "nothing.yaml", "{}\n")
-    snakemake(project, "metrics/decoder.json", *smoke)
+    snakemake(project, "summarize_decoder", *smoke)
 
-    small = json.loads((project / "metrics/decoder.json").read_text())
-    assert sorted(small) == sorted(BACKBONES)
+    small = json.loads(metrics_file(project, "decoder", *smoke).read_text())
+    assert sorted(small) == sorted([*BACKBONES, "run"])
     for backbone in BACKBONES:
         folder = project / "results/decoder" / backbone
         m = json.loads((folder / "metrics.json").read_text())
@@ -59,18 +59,18 @@ def test_smoke_pipeline_trains_evaluates_and_reruns_only_the_decoder(project):
 
     # changing only decoder.lr retrains and re-evaluates, never touches the feature cache
     lr = overlay(project, "lr.yaml", "decoder:\n  lr: 0.002\n")
-    assert planned_jobs(project, "metrics/decoder.json", *lr) == {
+    assert planned_jobs(project, "summarize_decoder", *lr) == {
         "train_decoder",
         "evaluate_decoder",
         "summarize_decoder",
     }
     # an evaluation-only key re-evaluates without retraining
     ms = overlay(project, "ms.yaml", "decoder:\n  max_samples: 1\n")
-    assert planned_jobs(project, "metrics/decoder.json", *ms) == {
+    assert planned_jobs(project, "summarize_decoder", *ms) == {
         "evaluate_decoder",
         "summarize_decoder",
     }
-    assert planned_jobs(project, "metrics/decoder.json", *smoke) == set()
+    assert planned_jobs(project, "summarize_decoder", *smoke) == set()
 
     # the report section shows every backbone with its untrained badge and both baselines
     code = (

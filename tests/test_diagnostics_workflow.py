@@ -6,12 +6,12 @@ import json
 
 import pytest
 import yaml
-from conftest import planned_jobs, snakemake
+from conftest import metrics_file, planned_jobs, snakemake
 
 # One --configfile flag with both files: snakemake's --configfile is `nargs="+"` without
 # `action="extend"`, so a second `--configfile` flag replaces the first one.
 OVERLAYS = ["--configfile", "config/offline.yaml", "config/smoke.yaml", "config/diag.yaml"]
-TARGET = "metrics/diagnostics.json"
+TARGET = "summarize_diagnostics"  # its metrics: results/metrics/<configuration>/
 STAGE = {"dino_diagnostics", "compare_backbones", "summarize_diagnostics"}
 
 
@@ -47,7 +47,7 @@ def test_diagnostics_rules_outputs_and_reruns(diag_project):
         "dinov2_s14": [14.0, 14.0],
         "dinov3_s16": [16.0, 16.0],
     }
-    summary = json.loads((p / TARGET).read_text())
+    summary = json.loads(metrics_file(p, "diagnostics", *OVERLAYS).read_text())
     assert set(summary["backbones"]) == {"dinov2_s14", "dinov3_s16"}
     assert planned_jobs(p, TARGET, *OVERLAYS) == set()
 

@@ -1,15 +1,14 @@
-"""The DVC workflow end to end, with a local remote: repro, push, clone, pull, sync, diff."""
+"""The DVC workflow end to end, with a local remote: record, repro, push, clone, sync, diff."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pytest
 import yaml
-from conftest import BIN, planned_jobs, run, snakemake
-
-from reconlab.config import load_params
+from conftest import BIN, ROOT, SMOKE, SMOKE_METRICS, rerun_set, run, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -22,62 +21,75 @@ def _git(repo, *args):
     return run(["git", *args], repo)
 
 
-def _reconlab(repo, *args):
-    return run([str(BIN / "reconlab"), *args], repo)
+def _reconlab(repo, *args, check=True):
+    return run([str(BIN / "reconlab"), *args], repo, check=check)
 
 
-def test_repro_push_clone_pull_sync_and_metrics_diff(smoke_copy, tmp_path):
-    # A project on which the smoke pipeline ran (outputs and Snakemake metadata included), made
-    # into a fresh git + DVC repo. Its params.yaml *is* the smoke/offline config, so plain
-    # commands (`dvc repro`, `snakemake`) use it and find the outputs up to date.
+def _metrics(repo):
+    return {f.name: f.read_bytes() for f in (repo / "metrics").glob("*.json")}
+
+
+def test_round_trip_with_overlays_then_metrics_diff_of_the_baseline(smoke_copy, tmp_path):
+    # The smoke run (with overlays, as a user runs it) in a repo with the committed baseline.
     repo = smoke_copy
-    merged = load_params(
-        repo / "params.yaml", [repo / "config/offline.yaml", repo / "config/smoke.yaml"]
-    )
-    (repo / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    shutil.copytree(ROOT / "metrics", repo / "metrics")
+    baseline = _metrics(repo)
     _git(repo, "init", "-q")
     _git(repo, "config", "user.email", "t@example.org")
     _git(repo, "config", "user.name", "test")
     _dvc(repo, "remote", "add", "-d", "local", str(tmp_path / "remote"))
 
-    # dvc repro runs Snakemake through the one wrapper stage and writes dvc.lock.
-    out = _dvc(repo, "repro")
+    # (d) record names the configuration: dvc.lock's cmd carries the overlays it came from,
+    # and `dvc repro` runs with them (Snakemake: nothing to do). metrics/ stays the baseline's.
+    _reconlab(repo, "record", "--config-name", "smoke")
+    out = _dvc(repo, "repro", "--force")
     assert "Running stage 'reproduce'" in out.stdout
     assert "Nothing to be done" in out.stdout + out.stderr
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert {o["path"] for o in lock["stages"]["reproduce"]["outs"]} >= {"data/prepared", "results"}
+    cmd = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["reproduce"]["cmd"]
+    assert cmd == "snakemake --cores all " + " ".join(SMOKE)
+    assert _metrics(repo) == baseline
     _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "first run")
+    _git(repo, "commit", "-qm", "smoke run")
     _dvc(repo, "push")
 
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     assert not (clone / "data").exists()
-    _reconlab(clone, "sync")
+    _reconlab(clone, "sync", *SMOKE)  # pull, dvc status clean, touch, then checks -n is empty
     assert (clone / "data/prepared/manifest.csv").read_bytes() == (
         repo / "data/prepared/manifest.csv"
     ).read_bytes()
-    dry = snakemake(clone, "-n")
-    assert "Nothing to be done" in dry.stdout + dry.stderr
+    assert rerun_set(clone, *SMOKE) == set()
     assert json.loads(_dvc(clone, "status", "--json").stdout) == {}
+    assert _metrics(clone) == baseline
 
     # A clone whose params no longer match dvc.lock: sync refuses before touching anything.
     stale = clone / "params.yaml"
     stale.write_text(stale.read_text().replace("title: reconlab report", "title: edited"))
-    proc = run([str(BIN / "reconlab"), "sync"], clone, check=False)
+    proc = _reconlab(clone, "sync", "--config-name", "smoke", check=False)
     assert proc.returncode == 1
     assert "dvc status is not clean after pull, refusing to touch outputs" in proc.stderr
 
-    # A changed value, rerun, record, commit: dvc metrics diff shows it between commits.
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["fields"]["per_family"]["test"] = 3
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert "prepare_images" not in planned_jobs(repo)
-    snakemake(repo)
-    _reconlab(repo, "record")
+    # dvc metrics diff between two commits of the baseline configuration. A full offline run
+    # takes half an hour, so this repo names smoke its baseline: only then does metrics/ move.
+    table = repo / "config/configurations.yaml"
+    table.write_text(table.read_text().replace("baseline: offline", "baseline: smoke"))
+    _reconlab(repo, "record", "--config-name", "smoke")
+    assert _metrics(repo) == {f.name: f.read_bytes() for f in (repo / SMOKE_METRICS).glob("*.json")}
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "smoke is this repo's baseline")
+
+    smoke = repo / "config/smoke.yaml"
+    smoke.write_text(smoke.read_text().replace("test: 2}", "test: 3}"))
+    assert rerun_set(repo, *SMOKE) >= {"make_fields", "summarize_data"}
+    assert "prepare_images" not in rerun_set(repo, *SMOKE)
+    snakemake(repo, *SMOKE)
+    _reconlab(repo, "record", *SMOKE)
     assert json.loads(_dvc(repo, "status", "--json").stdout) == {}
     _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "three crops per photo")
+    _git(repo, "commit", "-qm", "three test fields per family")
     diff = json.loads(_dvc(repo, "metrics", "diff", "HEAD~1", "--json").stdout)
     change = diff["metrics/data.json"]["fields.count.test"]
     assert (change["old"], change["new"]) == (2 * 6, 3 * 6)
+    changed = {k for v in diff.values() for k in v}
+    assert not [k for k in changed if "wall" in k or k.endswith("_img_s")]

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
-from conftest import SMOKE, planned_jobs, project_env, snakemake
+from conftest import (
+    BIN,
+    ROOT,
+    SMOKE,
+    SMOKE_METRICS,
+    metrics_file,
+    planned_jobs,
+    project_env,
+    rerun_set,
+    run,
+    snakemake,
+)
 
 
 def _edit_yaml(path, update):
@@ -20,7 +35,9 @@ def test_smoke_run_writes_prepared_data_and_report(smoke_project):
     assert (p / "data/prepared/manifest.csv").exists()
     assert (p / "data/prepared/rejected.csv").exists()
     assert (p / "data/prepared/fields/index.json").exists()
-    assert (p / "metrics/data.json").exists()
+    data = json.loads((p / SMOKE_METRICS / "data.json").read_text())
+    assert data["run"]["config"] == "smoke"
+    assert [o["path"] for o in data["run"]["overlays"]] == SMOKE[1:]
     html = (p / "reports/index.html").read_text()
     assert "<h2>Data</h2>" in html
     assert 'src="data:image/png;base64,' in html  # offline: images are inlined
@@ -82,3 +99,175 @@ def test_dag_build_imports_no_heavy_library(project):
         [sys.executable, "-c", code], env=project_env(project), capture_output=True, text=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# --- the reproducibility contract (issue 12) ----------------------------------------------
+
+SPARSE_JOBS = {"sparse_cell", "sparse_round", "sparse_baselines", "sparse_overfit"}
+
+
+def _append(path, text="\n# an edit\n"):
+    original = path.read_text()
+    path.write_text(original + text)
+    return original
+
+
+def test_edit_deep_in_an_import_closure_reruns_exactly_its_users(smoke_copy):
+    """(o) No list to keep: the code hash is the command's import closure."""
+    p = smoke_copy
+    src = p / "src/reconlab"
+    assert rerun_set(p, *SMOKE) == set()
+    # sparse/cli -> study -> models -> encoding: three imports deep, never named in a rule.
+    original = _append(src / "sparse/encoding.py")
+    assert rerun_set(p, *SMOKE) == SPARSE_JOBS | {"aggregate_sparse", "report"}
+    (src / "sparse/encoding.py").write_text(original)
+    assert rerun_set(p, *SMOKE) == set()  # content back: code hash back, nothing to do
+    # features/images.py is imported inside functions of decoder/data.py and diagnostics/.
+    _append(src / "features/images.py")
+    assert rerun_set(p, *SMOKE) == {
+        "cache_features",
+        "summarize_features",
+        "train_decoder",
+        "evaluate_decoder",
+        "summarize_decoder",
+        "dino_diagnostics",
+        "compare_backbones",
+        "summarize_diagnostics",
+        "report",
+    }
+
+
+def test_every_rule_hashes_the_command_its_shell_runs(smoke_project):
+    """The code param names the same `reconlab <command>` as the rule's shell (job metadata)."""
+    from reconlab.provenance import command_code
+
+    checked = set()
+    for f in (smoke_project / ".snakemake/metadata").iterdir():
+        record = json.loads(f.read_text())
+        command = record["code"].split()[1]  # "reconlab <command> ..."
+        expected = command_code(command, smoke_project / "src/reconlab")
+        assert repr(expected) in record["params"], (record["rule"], command)
+        checked.add(record["rule"])
+    assert {"prepare_images", "sparse_cell", "report", "summarize_tokenizer"} <= checked
+
+
+def _photo(path, value=None, seed=0):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (100, 120, 3), dtype=np.uint8) if value is None else None
+    if pixels is None:
+        pixels = np.full((100, 120, 3), value, dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+INPUTS_SNAKEFILE = """configfile: "params.yaml"
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/tokenizer.smk"
+rule all:
+    input:
+        TARGETS["data"],
+        rules.jpeg_baseline.output.csv,
+"""
+
+
+@pytest.mark.slow
+def test_source_folder_is_a_dependency_by_content(project):
+    """(a) Added, removed, changed-with-old-mtime photos rerun exactly the rules reading them."""
+    p = project
+    photos = p / "photos"
+    photos.mkdir()
+    for i in range(4):
+        _photo(photos / f"p{i}.png", seed=i)
+    (p / "photos.yaml").write_text(f"data:\n  source: {photos}\n")
+    (p / "Snakefile.inputs").write_text(INPUTS_SNAKEFILE)
+    args = ["-s", "Snakefile.inputs", *SMOKE, "photos.yaml"]
+    snakemake(p, *args)
+    readers = {"prepare_images", "summarize_data", "jpeg_baseline"}  # not make_fields
+
+    _photo(photos / "p4.png", seed=4)  # added
+    assert rerun_set(p, *args) == readers
+    (photos / "p4.png").unlink()  # removed again: the manifest is back to what was run
+    assert rerun_set(p, *args) == set()
+
+    (photos / "p3.png").unlink()  # removed
+    assert rerun_set(p, *args) == readers
+    _photo(photos / "p3.png", seed=3)
+    assert rerun_set(p, *args) == set()
+
+    # Overwritten by a black image of the same name, its old mtime put back.
+    st = (photos / "p1.png").stat()
+    _photo(photos / "p1.png", value=0)
+    os.utime(photos / "p1.png", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert rerun_set(p, *args) == readers
+    manifest = (p / "data/inputs/data.source.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in manifest[1:]] == [f"p{i}.png" for i in range(4)]
+
+    # A missing folder stops the DAG build with one line naming the key.
+    (p / "gone.yaml").write_text("data:\n  source: /no/such/photos\n")
+    proc = snakemake(p, "-n", "-s", "Snakefile.inputs", *SMOKE, "gone.yaml", check=False)
+    assert proc.returncode != 0
+    assert "params: data.source: /no/such/photos does not exist" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_nothing_git_tracked_is_a_snakemake_output(project):
+    """(b) A fresh clone: committed metrics are no outputs, so no target passes for computed."""
+    shutil.copytree(ROOT / "metrics", project / "metrics")
+    tracked = set(run(["git", "ls-files"], ROOT).stdout.split())
+    for args in (SMOKE, ["--configfile", "config/offline.yaml"]):
+        proc = snakemake(project, "--summary", *args)
+        outputs = {line.split("\t")[0] for line in proc.stdout.splitlines()[1:]}
+        assert outputs and not outputs & tracked
+        assert not any(o.startswith("metrics/") for o in outputs)
+    # The baseline's decoder metrics are planned, not taken from the committed file.
+    baseline = ["--configfile", "config/offline.yaml"]
+    target = str(metrics_file(project, "decoder", *baseline).relative_to(project))
+    assert target == "results/metrics/offline/decoder.json"
+    assert {"summarize_decoder", "train_decoder"} <= rerun_set(project, target, *baseline)
+
+
+def test_smoke_run_leaves_committed_metrics_alone(smoke_project):
+    """(c) A smoke run writes its own metrics folder; metrics/ (the baseline) is untouched."""
+    committed = {f.name: f.read_bytes() for f in (ROOT / "metrics").glob("*.json")}
+    assert set(committed) == {
+        f"{s}.json" for s in ("data", "features", "decoder", "tokenizer", "diagnostics", "sparse")
+    }
+    here = smoke_project / "metrics"
+    assert {f.name: f.read_bytes() for f in here.glob("*.json")} == committed
+    smoke = {f.name for f in (smoke_project / SMOKE_METRICS).glob("*.json")}
+    assert smoke == set(committed)
+    for name in smoke:
+        m = json.loads((smoke_project / SMOKE_METRICS / name).read_text())
+        assert m["run"]["config"] == "smoke" and len(m["run"]["overlays"]) == 2
+        keys = json.dumps(m)
+        assert "FSQ3.3.3" not in keys.replace('"variant": "f4-FSQ3.3.3"', "")
+        assert "wall" not in keys and "img_s" not in keys
+
+
+def test_every_entry_point_takes_the_same_overlays(smoke_project, tmp_path):
+    """(e) `--configfile a b`, a repeated flag, and the name `smoke` mean one configuration."""
+    p = smoke_project
+    # Snakemake: the named configuration plans nothing after the smoke run with the two files.
+    assert rerun_set(p, "--config", "config_name=smoke") == set()
+    # Every stage command: three spellings, identical output.
+    spellings = {
+        "nargs": ["--configfile", "config/offline.yaml", "config/smoke.yaml"],
+        "repeated": ["--configfile", "config/offline.yaml", "--configfile", "config/smoke.yaml"],
+        "named": ["--config-name", "smoke"],
+    }
+    indexes = set()
+    for name, spelling in spellings.items():
+        out = tmp_path / name
+        run([str(BIN / "reconlab"), "make-fields", *spelling, "--out", str(out)], p)
+        indexes.add((out / "index.json").read_bytes())
+    assert len(indexes) == 1
+    # sync and record parse the same arguments (their runs are in test_dvc_roundtrip.py).
+    for command in ("sync", "record"):
+        help_text = run([str(BIN / "reconlab"), command, "--help"], p).stdout
+        assert "--configfile YAML [YAML ...]" in help_text and "--config-name NAME" in help_text
+    bad = run([str(BIN / "reconlab"), "make-fields", "--config-name", "nope"], p, check=False)
+    assert bad.returncode == 1
+    assert "config_name: 'nope' is not in config/configurations.yaml" in bad.stderr

@@ -7,7 +7,8 @@ matplotlib) happen inside the command functions, so ``reconlab --help`` answers 
 Every stage command reads its params section in one of two ways:
 
 * ``--params JSON`` — the section as canonical JSON (what the Snakemake rules pass), or
-* ``--config params.yaml [--configfile overlay.yaml ...]`` — by hand, validated like Snakemake does.
+* ``--config params.yaml [--config-name NAME] [--configfile a.yaml b.yaml ...]`` — by hand,
+  validated like Snakemake does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 COMMAND_MODULES = [
     "reconlab.data.cli",
@@ -31,26 +33,42 @@ COMMAND_MODULES = [
 ]
 
 
+def add_configuration_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--configfile a.yaml [b.yaml ...]`` (also repeatable) and ``--config-name NAME``.
+
+    The one way every entry point names a configuration: overlays merged over params.yaml in
+    order, as ``snakemake --configfile a.yaml b.yaml``; a name from config/configurations.yaml
+    stands for its overlays (``snakemake --config config_name=NAME``).
+    """
+    parser.add_argument(
+        "--configfile",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="YAML",
+        help="overlays merged in order: --configfile a.yaml b.yaml, as with snakemake",
+    )
+    parser.add_argument(
+        "--config-name",
+        metavar="NAME",
+        help="a configuration of config/configurations.yaml (its overlays come first)",
+    )
+
+
 def add_params_args(parser: argparse.ArgumentParser, section: str) -> None:
-    """Add ``--params`` / ``--config`` / ``--configfile`` for a command that reads ``section``."""
+    """Add ``--params`` / ``--config`` / ``--configfile`` / ``--config-name`` for ``section``."""
     group = parser.add_argument_group(f"params (the '{section}' section)")
     group.add_argument("--params", metavar="JSON", help=f"the '{section}' section as JSON")
     group.add_argument(
         "--config", default="params.yaml", help="params file when --params is not given"
     )
-    group.add_argument(
-        "--configfile",
-        action="append",
-        default=[],
-        metavar="YAML",
-        help="overlay merged over --config (repeatable), as with snakemake --configfile",
-    )
+    add_configuration_args(group)
     parser.set_defaults(_section=section)
 
 
 def load_section(args: argparse.Namespace, section: str | None = None) -> dict:
     """The validated params section a command asked for (defaults filled)."""
-    from reconlab.config import load_params, validate_params
+    from reconlab.config import ParamsError, load_params, validate_params
 
     section = section or args._section
     if args.params is not None:
@@ -59,7 +77,18 @@ def load_section(args: argparse.Namespace, section: str | None = None) -> dict:
         except json.JSONDecodeError as e:
             raise SystemExit(f"error: --params is not valid JSON ({e.msg})") from None
         return validate_params({section: values})[section]
-    return load_params(args.config, args.configfile)[section]
+    from reconlab.provenance import resolve_configuration
+
+    overlays = list(args.configfile)
+    if args.config_name is not None:
+        # A named configuration's overlays are relative to the project (params.yaml's folder).
+        root = Path(args.config).parent
+        try:
+            _, named = resolve_configuration(args.config_name, (), root)
+        except ValueError as e:
+            raise ParamsError(f"params: {e}") from None
+        overlays = [root / p for p in named] + overlays
+    return load_params(args.config, overlays)[section]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_ROOT.name  # "reconlab"
@@ -395,3 +396,133 @@ def run_block_from_env(cwd: str | Path = ".") -> dict:
     raw = os.environ.get("RECONLAB_RUN")
     spec = json.loads(raw) if raw else {"config": "manual", "overlays": []}
     return run_block(spec["config"], spec["overlays"], cwd)
+
+
+# --- configurations: a run's overlays define it; each has its own metrics folder ------------
+
+PROJECT_ROOT = PACKAGE_ROOT.parents[1]
+CONFIGURATIONS_FILE = Path("config/configurations.yaml")
+# The configuration whose metrics are committed in metrics/ (the base of `dvc metrics diff`),
+# unless config/configurations.yaml names another `baseline:`.
+BASELINE = "offline"
+
+
+def _configurations_file(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    table = data.get("configurations", {}) if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not all(
+        isinstance(v, list) and all(isinstance(p, str) for p in v) for v in table.values()
+    ):
+        raise ValueError(f"{path}: expected `configurations: {{name: [overlay.yaml, ...]}}`")
+    return data
+
+
+def named_configurations(path: str | Path = CONFIGURATIONS_FILE) -> dict[str, list[str]]:
+    """``config/configurations.yaml``: configuration name -> its overlay files, in order.
+
+    Raises:
+        ValueError: ``configurations`` is not a mapping of names to lists of paths.
+    """
+    return dict(_configurations_file(path).get("configurations", {}))
+
+
+def baseline_name(path: str | Path = CONFIGURATIONS_FILE) -> str:
+    """The configuration whose metrics are committed in ``metrics/`` (``baseline:``, default
+    :data:`BASELINE`)."""
+    return str(_configurations_file(path).get("baseline", BASELINE))
+
+
+def _relative(p: str | Path, cwd: Path) -> str:
+    p = Path(p)
+    if p.is_absolute():
+        try:
+            return p.relative_to(cwd.resolve()).as_posix()
+        except ValueError:
+            return str(p)
+    return p.as_posix()
+
+
+def resolve_configuration(
+    config_name: str | None,
+    overlays: Sequence[str | Path] = (),
+    cwd: str | Path = ".",
+) -> tuple[str, list[str]]:
+    """The configuration a run belongs to: ``(name, overlay files in order)``.
+
+    ``config_name`` (``--config-name smoke``; ``--config config_name=smoke`` for Snakemake)
+    stands for the overlays listed under it in ``config/configurations.yaml``; further overlays
+    are merged after those and extend the name (``smoke+mine``). Without a name, overlays that
+    match a named entry take its name; others are named by their file stems joined with ``+``;
+    no overlay at all is ``"default"`` (params.yaml alone).
+
+    Raises:
+        ValueError: ``config_name`` is not in ``config/configurations.yaml``.
+    """
+    cwd = Path(cwd)
+    table = named_configurations(cwd / CONFIGURATIONS_FILE)
+    given = [_relative(p, cwd) for p in overlays]
+    if config_name is not None:
+        if config_name not in table:
+            raise ValueError(
+                f"config_name: {config_name!r} is not in {CONFIGURATIONS_FILE} "
+                f"(one of {sorted(table)})"
+            )
+        extra = [Path(p).stem for p in given]
+        return "+".join([config_name, *extra]), [*table[config_name], *given]
+    for name, files in table.items():
+        if [Path(f).as_posix() for f in files] == given:
+            return name, given
+    return ("+".join(Path(p).stem for p in given) or "default"), given
+
+
+def metrics_dir(config_name: str) -> str:
+    """Where Snakemake writes a configuration's metrics (DVC-tracked, never git-tracked)."""
+    return f"results/metrics/{config_name}"
+
+
+def flat_metrics(data: Any) -> Any:
+    """``data`` with every ``.`` in a key replaced by ``_`` (``dvc metrics diff`` joins with dots)."""
+    if isinstance(data, dict):
+        return {str(k).replace(".", "_"): flat_metrics(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [flat_metrics(v) for v in data]
+    return data
+
+
+def stamp_metrics(path: str | Path, run: Mapping) -> dict:
+    """Rewrite a metrics JSON with dot-free keys and the ``run`` block; returns the new content."""
+    from reconlab.io import read_json, write_json
+
+    data = flat_metrics(read_json(path))
+    data["run"] = dict(run)
+    write_json(path, data)
+    return data
+
+
+def publish_metrics(config_name: str, cwd: str | Path = ".") -> list[str]:
+    """Copy the baseline configuration's metrics into ``metrics/`` (git-tracked) when changed.
+
+    Only the baseline's (:func:`baseline_name`) metrics are published; any other
+    configuration's stay in :func:`metrics_dir`. Returns the files written (empty when nothing
+    changed).
+    """
+    cwd = Path(cwd)
+    if config_name != baseline_name(cwd / CONFIGURATIONS_FILE):
+        return []
+    written = []
+    for src in sorted((cwd / metrics_dir(config_name)).glob("*.json")):
+        dest = cwd / "metrics" / src.name
+        data = src.read_bytes()
+        if dest.exists() and dest.read_bytes() == data:
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+        written.append(str(dest.relative_to(cwd)))
+    return written

@@ -1,13 +1,49 @@
 # Shared by all stage files: config validation, rerun triggers, and the list of final targets.
 # Imports nothing heavy (no torch): a no-op `snakemake --cores all` stays around a second.
-from reconlab.config import ParamsError, section_json, validate_params
-from reconlab.inputs import input_manifests, inputs_of
-from reconlab.provenance import command_code, use_cache_file
+import shlex
 
+from reconlab.config import (
+    ParamsError,
+    deep_update,
+    load_params,
+    section_json,
+    validate_params,
+)
+from reconlab.inputs import input_manifests, inputs_of
+from reconlab.provenance import (
+    command_code,
+    metrics_dir,
+    publish_metrics,
+    resolve_configuration,
+    use_cache_file,
+)
+
+# The run's configuration: its overlays (--configfile a b, or --config config_name=smoke for the
+# overlays named in config/configurations.yaml) define it and name its metrics folder.
 try:
+    _named = config.pop("config_name", None)
+    CONFIG_NAME, OVERLAYS = resolve_configuration(
+        _named, workflow.overwrite_configfiles
+    )
+    if _named is not None:
+        # params.yaml, then the named overlays, then any --configfile, then --config values.
+        _cli = {
+            k: v
+            for k, v in workflow.config_settings.config.items()
+            if k != "config_name"
+        }
+        config.clear()
+        config.update(deep_update(load_params("params.yaml", OVERLAYS), _cli))
     validate_params(config)
-except ParamsError as e:
+except (ParamsError, ValueError) as e:
     raise WorkflowError(str(e)) from None
+METRICS = metrics_dir(CONFIG_NAME)
+# Metrics jobs end with `reconlab stamp-metrics {output.metrics} {params.run}` (params: run=RUN),
+# which makes keys dot-free and adds the `run` block (configuration, overlays, git commit).
+RUN = "--name %s --configfile %s" % (
+    shlex.quote(CONFIG_NAME),
+    " ".join(shlex.quote(o) for o in OVERLAYS),
+)
 
 # External inputs by content: a manifest (path, size, sha256) per path-valued param, rewritten
 # only when a file was added, removed or changed, so it reruns exactly the rules that read it.

@@ -46,7 +46,7 @@ rule summarize_data:
         rejected=rules.prepare_images.output.rejected,
         fields=rules.make_fields.output.fields,
     output:
-        metrics="metrics/data.json",
+        metrics=f"{METRICS}/data.json",
         samples="results/data/samples.png",
         fields_figure="results/data/fields.png",
     log:
@@ -58,9 +58,11 @@ rule summarize_data:
         "../envs/reconlab.yaml"
     params:
         code=code("summarize-data"),
+        run=RUN,
     shell:
         "reconlab summarize-data --prepared data/prepared --metrics {output.metrics}"
         " --figures results/data 2>&1 | tee {log}"
+        " && reconlab stamp-metrics {output.metrics} {params.run}"
 
 
 TARGETS["data"] = [

@@ -90,7 +90,7 @@ rule summarize_decoder:
             rules.evaluate_decoder.output.metrics, backbone=FEATURE_BACKBONES
         ),
     output:
-        metrics="metrics/decoder.json",
+        metrics=f"{METRICS}/decoder.json",
         table="results/decoder/comparison.csv",
     log:
         "logs/decoder/summarize_decoder.log",
@@ -101,9 +101,11 @@ rule summarize_decoder:
         "../envs/reconlab.yaml"
     params:
         code=code("summarize-decoder"),
+        run=RUN,
     shell:
         "reconlab summarize-decoder {input.metrics} --metrics {output.metrics}"
         " --table {output.table} 2>&1 | tee {log}"
+        " && reconlab stamp-metrics {output.metrics} {params.run}"
 
 
 TARGETS["decoder"] = [

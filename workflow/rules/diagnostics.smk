@@ -84,7 +84,7 @@ rule summarize_diagnostics:
             for p in COMPARED_PAIRS
         ],
     output:
-        metrics="metrics/diagnostics.json",
+        metrics=f"{METRICS}/diagnostics.json",
     log:
         "logs/diagnostics/summarize_diagnostics.log",
     benchmark:
@@ -94,9 +94,11 @@ rule summarize_diagnostics:
         "../envs/reconlab.yaml"
     params:
         code=code("summarize-diagnostics"),
+        run=RUN,
     shell:
         "reconlab summarize-diagnostics --metrics {input.metrics} --compare {input.compare}"
         " --out {output.metrics} 2>&1 | tee {log}"
+        " && reconlab stamp-metrics {output.metrics} {params.run}"
 
 
 TARGETS["diagnostics"] = [

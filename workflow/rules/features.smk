@@ -38,7 +38,7 @@ rule summarize_features:
         caches=expand(rules.cache_features.output.cache, backbone=FEATURE_BACKBONES),
     output:
         summary="results/features/summary.json",
-        metrics="metrics/features.json",
+        metrics=f"{METRICS}/features.json",
     log:
         "logs/features/summarize_features.log",
     benchmark:
@@ -48,9 +48,11 @@ rule summarize_features:
         "../envs/reconlab.yaml"
     params:
         code=code("summarize-features"),
+        run=RUN,
     shell:
         "reconlab summarize-features {input.caches} --out {output.summary}"
         " --metrics {output.metrics} 2>&1 | tee {log}"
+        " && reconlab stamp-metrics {output.metrics} {params.run}"
 
 
 TARGETS["features"] = [

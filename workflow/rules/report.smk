@@ -26,7 +26,7 @@ rule report:
         code=code("report"),
         assets=assets_hash(),
         effective=json.dumps(config, sort_keys=True, separators=(",", ":")),
-        metrics=REPORT_METRICS,
+        metrics=lambda wildcards: REPORT_METRICS,
     shell:
         "reconlab report --params {params.cfg:q} --results results --metrics {params.metrics}"
         " --effective-params {params.effective:q} --benchmarks logs/benchmarks"

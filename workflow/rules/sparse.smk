@@ -134,7 +134,7 @@ rule aggregate_sparse:
         ranking="results/sparse/technique_ranking.json",
         best="results/sparse/best_combinations.json",
         heatmap="results/sparse/improvement_heatmap.png",
-        metrics="metrics/sparse.json",
+        metrics=f"{METRICS}/sparse.json",
     log:
         "logs/sparse/aggregate.log",
     benchmark:
@@ -145,10 +145,12 @@ rule aggregate_sparse:
     params:
         cfg=section("sparse"),
         code=code("sparse-aggregate"),
+        run=RUN,
     shell:
         "reconlab sparse-aggregate --params {params.cfg:q} --rounds results/sparse/rounds"
         " --cells results/sparse/cells --baselines {input.baselines} --overfit {input.overfit}"
         " --out results/sparse --metrics {output.metrics} 2>&1 | tee {log}"
+        " && reconlab stamp-metrics {output.metrics} {params.run}"
 
 
 TARGETS["sparse"] = [

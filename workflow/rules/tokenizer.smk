@@ -1,5 +1,5 @@
 # Tokenizer stage: train one VQ tokenizer per variant, evaluate it per resolution, JPEG baseline
-# on the same test photos, then figures + metrics/tokenizer.json.
+# on the same test photos, then figures + the tokenizer metrics.
 from reconlab.tokenizer.params import section_subset
 
 TOKENIZER_VARIANTS = config["tokenizer"]["variants"]
@@ -116,7 +116,7 @@ rule summarize_tokenizer:
             rules.train_tokenizer.output.train_log, variant=TOKENIZER_VARIANTS
         ),
     output:
-        metrics="metrics/tokenizer.json",
+        metrics=f"{METRICS}/tokenizer.json",
         psnr_vs_bpp="results/tokenizer/psnr_vs_bpp.png",
         scaling="results/tokenizer/resolution_scaling.png",
         summary="results/tokenizer/summary.csv",
@@ -130,10 +130,12 @@ rule summarize_tokenizer:
     params:
         cfg=section_subset(config, "variants", "eval"),
         code=code("tokenizer-summarize"),
+        run=RUN,
     shell:
         "reconlab tokenizer-summarize --params {params.cfg:q} --results $(dirname {output.summary})"
         " --jpeg {input.jpeg} --metrics {output.metrics}"
         " --figures $(dirname {output.summary}) 2>&1 | tee {log}"
+        " && reconlab stamp-metrics {output.metrics} {params.run}"
 
 
 TARGETS["tokenizer"] = [

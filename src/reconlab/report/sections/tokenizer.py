@@ -57,7 +57,7 @@ def render(ctx: ReportContext) -> str | None:
     wins = summary[summary["beats_jpeg"].astype(bool)]
     logs = [
         {"variant": v, **ctx.read_json(root / v / "train_log.json")["metadata"]}
-        for v in m["variants"]
+        for v in (vals.get("variant", k) for k, vals in m["variants"].items())
         if (root / v / "train_log.json").exists()
     ]
     return ctx.render(
