@@ -5,8 +5,15 @@ Run: .venv/bin/python benchmarks/feature_cache.py [--images 64] [--rounds 3] [--
 Both sides run in this process, on the same images and the same weights, interleaved round by
 round so that load from other processes hits both alike; ratios are what to read, not absolute
 numbers. The plain loop: fp32, batch 32, 224 px, ``model.forward_features`` under ``no_grad``.
-reconlab: :class:`reconlab.features.extract.FeatureExtractor` (bf16 weights and activations,
-inference mode, same batch), its tokens cast to the cache dtype (bf16) as they are stored.
+reconlab: :class:`reconlab.features.extract.FeatureExtractor` at ``--precision`` (default
+``auto``: bf16 weights and activations only where the CPU has native bf16 and the start-up probe
+finds it faster, else fp32 — see :mod:`reconlab.runtime`), inference mode, same batch, its tokens
+cast to the cache dtype (bf16) as they are stored.
+
+``roofline_frac`` is the achieved FLOP rate (FLOPs per image x img/s) over the matmul peak
+measured here in the resolved precision: how close to the machine's limit the extractor runs.
+No bf16 peak is measured where bf16 is not the resolved precision (on CPUs without native bf16
+that alone would take minutes).
 
 Weights: without network the benchmark uses seeded random weights, saved to a file and loaded on
 the reconlab side through the weights-file path. timm initialises DINOv2's LayerScale at 1e-5,
@@ -15,7 +22,8 @@ LayerScale gammas are set to ``--layerscale`` (default 0.5; trained DINOv2 value
 0.1-1) before saving: every block then really contributes and the cosine means something.
 ``--weights FILE`` uses a real checkpoint instead.
 
-Ends with: RESULT plain_img_s=.. reconlab_img_s=.. speedup=.. cosine=.. tflops=.. peak_tflops=..
+Ends with: RESULT plain_img_s=.. reconlab_img_s=.. speedup=.. roofline_frac=.. cosine=..
+            tflops=.. peak_tflops=.. precision=<resolved> capability=<CPU class or GPU>
 """
 
 from __future__ import annotations
@@ -83,6 +91,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="torch.compile reconlab's forward")
+    parser.add_argument(
+        "--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+        help="reconlab's compute precision (default auto: what the pipeline resolves to here)",
+    )  # fmt: skip
     parser.add_argument("--no-fast-path", action="store_true", help="plain bf16 eager modules")
     args = parser.parse_args()
 
@@ -91,7 +103,7 @@ def main() -> None:
 
     from reconlab.features.backbones import load_backbone
     from reconlab.features.extract import FeatureExtractor
-    from reconlab.runtime import set_threads
+    from reconlab.runtime import compute_record, set_threads
 
     threads = set_threads()
     images = photos(args.images, args.size)
@@ -134,7 +146,7 @@ def main() -> None:
     extractor = FeatureExtractor(
         backbone,
         "cpu",
-        "bf16",
+        args.precision,
         compile=args.compile,
         batch_size=bs,
         fast_path=not args.no_fast_path,
@@ -171,18 +183,22 @@ def main() -> None:
     ref_tokens = torch.cat([ref[:, :1], ref[:, prefix:]], dim=1)  # CLS + patches, as cached
     cosine = torch.nn.functional.cosine_similarity(ref_tokens, fast.float(), dim=-1)
     flops = flops_per_image(plain, args.size)
-    peak_bf16 = matmul_peak_tflops(torch.bfloat16)
-    peak_fp32 = matmul_peak_tflops(torch.float32)
+    compute = compute_record(extractor.precision)
+    peak = matmul_peak_tflops(extractor.dtype)
+    peak_fp32 = peak if extractor.dtype == torch.float32 else matmul_peak_tflops(torch.float32)
+    achieved = flops * reconlab_img_s / 1e12
     print(f"min per-token cosine {cosine.min():.5f}; {flops / 1e9:.2f} GFLOP per image")
     print(
-        f"measured matmul peaks: bf16 {peak_bf16:.3f} TFLOP/s, fp32 {peak_fp32:.3f} TFLOP/s "
-        f"(ratio {peak_bf16 / peak_fp32:.2f}: a rough ceiling on what bf16 alone can buy here); "
-        f"plain loop achieved {flops * plain_img_s / 1e12:.3f} TFLOP/s"
+        f"precision {compute['precision']} ({extractor.precision.reason}); measured matmul peak "
+        f"{peak:.3f} TFLOP/s in it, fp32 {peak_fp32:.3f}; plain loop achieved "
+        f"{flops * plain_img_s / 1e12:.3f} TFLOP/s ({flops * plain_img_s / 1e12 / peak_fp32:.2f} "
+        f"of the fp32 peak), reconlab {achieved:.3f}"
     )
     print(
         f"RESULT plain_img_s={plain_img_s:.2f} reconlab_img_s={reconlab_img_s:.2f} "
-        f"speedup={reconlab_img_s / plain_img_s:.2f} cosine={cosine.mean():.5f} "
-        f"tflops={flops * reconlab_img_s / 1e12:.3f} peak_tflops={peak_bf16:.3f}"
+        f"speedup={reconlab_img_s / plain_img_s:.2f} roofline_frac={achieved / peak:.2f} "
+        f"cosine={cosine.mean():.5f} tflops={achieved:.3f} peak_tflops={peak:.3f} "
+        f"precision={compute['precision']} capability={compute['cpu_capability']}"
     )
 
 

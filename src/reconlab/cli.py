@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -99,10 +100,50 @@ def build_parser() -> argparse.ArgumentParser:
             "`snakemake --cores all`; each stage below is what one Snakemake rule calls."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"reconlab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    _register_info(sub)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reconlab")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "unknown (not installed)"
+
+
+def _register_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info",
+        help="this machine: CPU class, cores, GPU, torch, and what precision: auto resolves to",
+        description=(
+            "Print the facts reconlab's speed choices depend on (CPU model and PyTorch dispatch "
+            "capability, native bf16, cores, GPU, torch version) and what `precision: auto` "
+            "resolves to for each kind of op, with the reason (decision 9 of ARCHITECTURE.md). "
+            "Takes under a second: the bf16 probe is a few small training steps."
+        ),
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=_info)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from reconlab.runtime import machine_report
+
+    report = {"reconlab": _version(), **machine_report()}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for key, value in report.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        print(f"{key:<22} {value}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    # One logger for the package; warnings (e.g. a slow precision choice) reach the job's log.
+    logging.basicConfig(format="reconlab: %(levelname)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("reconlab").setLevel(logging.INFO)
     try:
         result = args.func(args)
     except (ParamsError, OSError, ValueError, RuntimeError) as e:  # OSError: full disk, read-only

@@ -174,7 +174,7 @@ class FeaturesConfig:
 
     seed: int = 0  # seed of every `weights: random` initialisation
     dtype: str = "bf16"  # storage dtype of cached tokens
-    precision: str = "bf16"  # compute: bf16 / fp16 weights and activations, or fp32
+    precision: str = "auto"  # compute: auto (runtime.precision_for) | bf16 | fp16 | fp32
     device: str = "auto"
     batch_size: int = 32
     shard_size: int = 256  # images per shard: bounds memory, unit of resume
@@ -201,7 +201,7 @@ class TokenizerConfig:
     variants: list = dataclasses.field(default_factory=lambda: ["f8x16-K1024", "f4x8-K256"])
     seed: int = 0
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     model: dict = dataclasses.field(default_factory=dict)  # base_channels, max_channels
     quantizer: dict = dataclasses.field(default_factory=dict)  # VectorQuantize options
     loss: dict = dataclasses.field(default_factory=dict)  # reconstruction kind, weights
@@ -232,7 +232,7 @@ class DecoderConfig:
     min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
     loss: dict = dataclasses.field(default_factory=lambda: {"l1": 1.0, "mse": 0.0, "ssim": 0.0})
     grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
-    precision: str = "bf16"  # fp32 | bf16 | fp16 (fp16 uses a GradScaler on CUDA; bf16 on CPU)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (fp16: GradScaler on CUDA; bf16 on CPU)
     channels_last: bool = True
     device: str = "auto"
     seed: int = 0

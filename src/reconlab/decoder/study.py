@@ -24,7 +24,7 @@ from reconlab.decoder.train import LOG_FIELDS, build_decoder, train_decoder
 from reconlab.features.cache import FeatureCache
 from reconlab.io import atomic_dir, atomic_path, read_csv, read_json, write_csv, write_json
 from reconlab.provenance import command_code
-from reconlab.runtime import precision_for, resolve_device
+from reconlab.runtime import compute_record, precision_for, resolve_device
 
 MODEL_FILE = "model.safetensors"
 
@@ -87,8 +87,7 @@ def run_training(
         "resumed_from_step": result.resumed_from,
         "train_samples_per_s": result.samples_per_s,
         "seconds": round(time.perf_counter() - t0, 3),
-        "device": str(device),
-        "torch": torch.__version__,
+        **compute_record(precision_for(device, cfg.precision, kind="conv")),
     }
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
@@ -138,7 +137,7 @@ def run_evaluation(
     test = load_split(cache, "test", train_cfg.inputs, prepared)
     if test is None:
         raise ValueError(f"{cache.index_path}: the test split is empty; nothing to evaluate")
-    prec = precision_for(device, train_cfg.precision)
+    prec = precision_for(device, train_cfg.precision, kind="conv")
     files = cache.split("test").files
     result = evaluate_decoder(
         model, test, mean_image(train.images), train_cfg, device, prec, files, lpips
@@ -159,6 +158,7 @@ def run_evaluation(
         "n_train": info["n_train"],
         "train_samples_per_s": info["train_samples_per_s"],
         "lpips_weights_sha256": lpips_id,
+        **compute_record(prec),
     }
     write_json(out / "metrics.json", _finite(metrics))
     write_csv(out / "per_sample.csv", result.rows, per_sample_fields(lpips is not None))

@@ -154,7 +154,7 @@ def train_decoder(
         progress: show a tqdm progress bar.
     """
     device = resolve_device(cfg.device)
-    prec = precision_for(device, cfg.precision)
+    prec = precision_for(device, cfg.precision, kind="conv")
     seed_everything(cfg.seed)
     if len(train) == 0:
         raise ValueError("decoder: the train split of the feature cache is empty")

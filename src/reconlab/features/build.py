@@ -40,7 +40,7 @@ from reconlab.features.cache import (
 from reconlab.features.extract import FeatureExtractor, ImageDataset
 from reconlab.features.params import backbone_ids
 from reconlab.io import read_csv, read_json, sha256_bytes, swap_dir, write_json
-from reconlab.runtime import resolve_device, set_threads
+from reconlab.runtime import compute_record, resolve_device, set_threads
 
 log = logging.getLogger(__name__)
 PROGRESS_NAME = "progress.json"
@@ -88,8 +88,15 @@ def prepare_backbone(
     return entry, backbone
 
 
-def index_header(backbone_id: str, backbone: Backbone, cfg: FeaturesConfig) -> dict[str, Any]:
-    """Everything in index.json except ``splits``; also the fingerprint a resumed shard must match."""
+def index_header(
+    backbone_id: str, backbone: Backbone, cfg: FeaturesConfig, compute: dict[str, Any]
+) -> dict[str, Any]:
+    """Everything in index.json except ``splits``; also the fingerprint a resumed shard must match.
+
+    ``compute`` is :func:`reconlab.runtime.compute_record` of the extractor: the resolved
+    precision and the machine class are part of the fingerprint, so a cache computed in bf16 is
+    not resumed in fp32.
+    """
     ph, pw = backbone.patch_size
     return {
         "backbone_id": backbone_id,
@@ -98,7 +105,7 @@ def index_header(backbone_id: str, backbone: Backbone, cfg: FeaturesConfig) -> d
         "weights_id": backbone.weights_id,
         "untrained": backbone.untrained,
         "dtype": cfg.dtype,
-        "precision": cfg.precision,
+        **compute,
         "image_size": list(backbone.image_size),
         "patch_size": ph if ph == pw else [ph, pw],
         "grid": list(backbone.grid),
@@ -172,7 +179,7 @@ def cache_features(
     _, backbone = prepare_backbone(cfg, backbone_id, **model_kwargs)
     device = resolve_device(cfg.device)
     extractor = FeatureExtractor(backbone, device, cfg.precision, cfg.compile, cfg.batch_size)
-    header = index_header(backbone_id, backbone, cfg)
+    header = index_header(backbone_id, backbone, cfg, compute_record(extractor.precision))
     work = out.with_name(f".{out.name}.partial")
     progress = _load_progress(work, header)
     shard_size, dtype = cfg.shard_size, DTYPES[cfg.dtype]

@@ -77,7 +77,9 @@ class FeatureExtractor:
         backbone: from :func:`reconlab.features.backbones.load_backbone` (its model is left as
             it is; a reduced-precision copy is made when needed).
         device: where the model runs.
-        precision: ``bf16`` / ``fp16`` (fp16 falls back to bf16 on CPU) or ``fp32``.
+        precision: ``auto`` (resolved by :func:`reconlab.runtime.precision_for` for linear ops:
+            bf16 where the device runs it natively and faster, else fp32), ``bf16`` / ``fp16``
+            (fp16 falls back to bf16 on CPU) or ``fp32``.
         compile: ``torch.compile`` the forward with inductor freezing (pays off on long runs).
         batch_size: the expected batch size, a tuning hint for the CPU fast path.
         fast_path: fold LayerScale into the linears and, on CPU in bf16 without compile, run
@@ -89,14 +91,15 @@ class FeatureExtractor:
         self,
         backbone: Backbone,
         device: torch.device | str = "cpu",
-        precision: str = "bf16",
+        precision: str = "auto",
         compile: bool = False,
         batch_size: int = 32,
         fast_path: bool = True,
     ):
         self.backbone = backbone
         self.device = torch.device(device)
-        self.dtype = precision_for(self.device, precision).amp_dtype or torch.float32
+        self.precision = precision_for(self.device, precision, kind="linear")
+        self.dtype = self.precision.dtype
         model = backbone.model
         if fast_path or self.dtype != torch.float32:
             model = copy.deepcopy(model)  # the backbone's own model stays as loaded

@@ -69,6 +69,7 @@ def run_cell(
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "train_seconds": history["train_seconds"],
         "seconds_per_step": history["seconds_per_step"],
+        **history["compute"],
         "history": {"step": history["step"], "loss": history["loss"]},
     }
     t0 = time.perf_counter()
@@ -168,6 +169,7 @@ def run_overfit(section: Mapping, fields_dir: str | Path, out: str | Path, log=p
         "psnr": round(float(m["psnr"][0]), 3),
         "psnr_unclamped": round(float(m["psnr_unclamped"][0]), 3),
         "train_seconds": history["train_seconds"],
+        **history["compute"],
     }
     log(f"overfit: PSNR {result['psnr']:.2f} dB after {o['steps']} steps")
     write_json(out, result)

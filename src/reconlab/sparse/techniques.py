@@ -17,13 +17,12 @@ cosine_t       loss + sampling: t concentrated near 0 and 1, cosine-spaced ODE g
 clip_warmup    training: linear warm-up of the learning rate and gradient-norm clipping
 droppath       model: stochastic depth on every residual branch
 =============  =========================================================================
+
+The registry here imports nothing heavy (the Snakefile reads it at DAG-build time); the tensor
+math of the techniques lives beside the model that uses it (:mod:`reconlab.sparse.flow`).
 """
 
 from __future__ import annotations
-
-import math
-
-import torch
 
 TECHNIQUES = (
     "reflow",
@@ -58,40 +57,6 @@ def check_techniques(names) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"sparse: unknown technique(s) {unknown}; choose from {list(TECHNIQUES)}")
     return tuple(t for t in TECHNIQUES if t in set(names))
-
-
-def sample_time(n: int, cosine: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training times t in [0, 1]: uniform, or cosine-warped (denser near both ends)."""
-    u = torch.rand(n, generator=generator)
-    return (1 - torch.cos(math.pi * u)) / 2 if cosine else u
-
-
-def time_grid(steps: int, cosine: bool) -> torch.Tensor:
-    """ODE integration grid from 0 to 1 (steps + 1 points)."""
-    u = torch.linspace(0, 1, steps + 1)
-    return (1 - torch.cos(math.pi * u)) / 2 if cosine else u
-
-
-def nudft(values: torch.Tensor, xy: torch.Tensor, max_freq: int) -> torch.Tensor:
-    """Non-uniform DFT of scattered samples: (B, Q), (B, Q, 2) -> (B, K) complex, K=(2m+1)^2.
-
-    Queries are random points, not a grid, so the "FFT" loss compares the Fourier coefficients of
-    prediction and truth at the same points, up to ``max_freq`` cycles per field.
-    """
-    k = torch.arange(-max_freq, max_freq + 1, dtype=xy.dtype, device=xy.device)
-    ky, kx = torch.meshgrid(k, k, indexing="ij")
-    freqs = torch.stack([ky.flatten(), kx.flatten()], -1)  # (K, 2)
-    phase = -2 * math.pi * xy @ freqs.T  # (B, Q, K)
-    v = values.unsqueeze(-1)
-    return torch.complex((v * phase.cos()).mean(1), (v * phase.sin()).mean(1))
-
-
-def fft_loss(
-    pred: torch.Tensor, target: torch.Tensor, xy: torch.Tensor, max_freq: int
-) -> torch.Tensor:
-    """Mean squared magnitude of the difference of the two spectra."""
-    diff = nudft(pred, xy, max_freq) - nudft(target, xy, max_freq)
-    return diff.abs().pow(2).mean()
 
 
 def warmup_factor(step: int, total: int, warmup_fraction: float) -> float:

@@ -60,7 +60,7 @@ def train_cell(
     With ``checkpoint``, state is saved every ``train.checkpoint_every`` steps and resumed.
     """
     from reconlab.checkpoint import load_checkpoint, save_checkpoint
-    from reconlab.runtime import precision_for, resolve_device
+    from reconlab.runtime import compute_record, precision_for, resolve_device
 
     tech = cfg["techniques"]
     check_techniques(tech)
@@ -70,7 +70,7 @@ def train_cell(
     sampler = QuerySampler(flat, cfg["observed"], cfg["queries"], seed + 1, cfg["fixed_queries"])
     loss_gen = torch.Generator().manual_seed(seed + 2)
     device = resolve_device(tr["device"])
-    precision = precision_for(device, tr["precision"])
+    precision = precision_for(device, tr["precision"], kind="linear")
     scaler = precision.grad_scaler()
     model = build_model(cfg, size, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
@@ -78,6 +78,7 @@ def train_cell(
     teacher = None
     reflow_at = int(tech["reflow"]["start"] * steps) if "reflow" in tech else None
     history = {"step": [], "loss": []}
+    compute = compute_record(precision)
     start = 0
     if checkpoint is not None and (state := load_checkpoint(checkpoint, cfg | {"seed": seed})):
         model.load_state_dict(state["model"])
@@ -142,6 +143,7 @@ def train_cell(
                     "history": history,
                 },
             )
+    history["compute"] = compute
     history["train_seconds"] = round(time.perf_counter() - t0, 2)
     history["seconds_per_step"] = round(history["train_seconds"] / max(1, steps - start), 4)
     return (ema if ema is not None else model).eval(), history

@@ -21,7 +21,7 @@ from reconlab.data.decode import decode_image
 from reconlab.data.images import list_sources
 from reconlab.evaluation.image_metrics import count_capped, not_computed, per_image_metrics
 from reconlab.io import read_csv, write_csv, write_json
-from reconlab.runtime import precision_for, resolve_device, set_threads
+from reconlab.runtime import compute_record, precision_for, resolve_device, set_threads
 from reconlab.tokenizer.codebook import CodeCounter
 from reconlab.tokenizer.jpeg import jpeg_curve, to_tensor
 from reconlab.tokenizer.memory import PeakMemory
@@ -85,7 +85,7 @@ def evaluate_resolution(
 ) -> dict:  # fmt: skip
     """PSNR, SSIM, bpp, codebook health, encode/decode img/s and peak memory at ``res``."""
     e = cfg.eval
-    precision = precision_for(device, cfg.precision)
+    precision = precision_for(device, cfg.precision, kind="conv")
     tiled = res > e["tile_above"]
     counter = CodeCounter(model.spec.codebook_size)
     side = min(res, e["tile"])
@@ -137,8 +137,7 @@ def evaluate_resolution(
         "tiled": tiled,
         "tile": e["tile"] if tiled else None,
         "overlap": e["overlap"] if tiled else None,
-        "device": str(device),
-        "precision": cfg.precision,
+        **compute_record(precision),
         "fid": not_computed(fid_reason),
         "fdd": not_computed(fid_reason),
     }
