@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, project_env
@@ -148,3 +149,14 @@ def test_run_block_names_config_overlays_and_commit(tmp_path):
     assert block["git_commit"] is None and block["git_dirty"] is None  # no commit yet
     with pytest.raises(FileNotFoundError, match="overlay missing.yaml does not exist"):
         provenance.run_block("x", ["missing.yaml"], tmp_path)
+
+
+def test_manifests_of_another_configuration_are_removed(tmp_path):
+    w = tmp_path / "w.pth"
+    w.write_bytes(b"abc")
+    features = {"backbones": [{"id": "a", "weights": str(w)}]}
+    out = tmp_path / "inputs"
+    first = input_manifests({"features": features}, out_dir=out, cache_path=None)
+    assert [Path(p).name for p in first.values()] == ["features.backbones.a.weights.tsv"]
+    input_manifests({"data": {"source": "skimage"}}, out_dir=out, cache_path=None)
+    assert sorted(p.name for p in out.iterdir()) == ["data.source.tsv"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -225,6 +226,23 @@ def test_source_folder_is_a_dependency_by_content(project):
     proc = snakemake(p, "-n", "-s", "Snakefile.inputs", *SMOKE, "gone.yaml", check=False)
     assert proc.returncode != 0
     assert "params: data.source: /no/such/photos does not exist" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_weights_file_is_an_input_by_content(project):
+    """A weights path in params: cache_features of that backbone reads its manifest."""
+    weights = project / "w.pth"
+    weights.write_bytes(b"not really weights")
+    backbone = {"id": "local", "model": "vit_small_patch14_dinov2.lvd142m", "weights": str(weights)}
+    (project / "w.yaml").write_text(yaml.safe_dump({"features": {"backbones": [backbone]}}))
+    # The job's inputs as the dry run lists them (--detailed-summary shows only recorded ones).
+    plan = snakemake(project, "-n", "data/features/local", *SMOKE, "w.yaml").stdout
+    job = plan[plan.index("rule cache_features:") :]
+    inputs = job[job.index("input: ") + 7 :].splitlines()[0].split(", ")
+    manifest = "data/inputs/features.backbones.local.weights.tsv"
+    assert manifest in inputs
+    line = (project / manifest).read_text().splitlines()[1]
+    assert line.split("\t") == ["w.pth", "18", hashlib.sha256(b"not really weights").hexdigest()]
 
 
 @pytest.mark.slow

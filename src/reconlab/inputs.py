@@ -178,7 +178,8 @@ def input_manifests(
     Args:
         config: the validated params (every section).
         sections: which sections to scan (default: all of ``config``).
-        out_dir: where manifests go (``data/inputs``, listed in ``dvc.yaml`` deps).
+        out_dir: where manifests go (``data/inputs``, listed in ``dvc.yaml`` deps); manifests
+            of keys this configuration does not have are removed from it.
         cache_path: the hash cache, or None for no cache.
 
     Raises:
@@ -209,6 +210,10 @@ def input_manifests(
             write_if_changed(target, text)
             manifests[key] = str(target)
     cache.save()
+    # Only this configuration's manifests stay: data/inputs is a DVC dependency, and a clone
+    # that regenerates it must find exactly what dvc.lock recorded.
+    for stale in set(out_dir.glob("*.tsv")) - {Path(m) for m in manifests.values()}:
+        stale.unlink()
     return manifests
 
 
