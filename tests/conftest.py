@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # What a pipeline run needs; outputs, caches and the venv stay behind.
 PROJECT_FILES = ["Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore"]
-PROJECT_DIRS = ["workflow", "config", "src", "profiles"]
+PROJECT_DIRS = ["workflow", "config", "src", "profiles", "metrics"]  # metrics/: the baseline
 # One --configfile with both files: Snakemake keeps only the last of repeated --configfile flags.
 SMOKE = ["--configfile", "config/offline.yaml", "config/smoke.yaml"]
 # Where a smoke run writes its metrics (its configuration's folder; metrics/ is the baseline's).
