@@ -31,6 +31,9 @@ COMMAND_MODULES = [
     "reconlab.sparse.cli",
     "reconlab.report.cli",
     "reconlab.dvcops",
+    "reconlab.status",
+    "reconlab.compare",
+    "reconlab.plots_template",
 ]
 
 

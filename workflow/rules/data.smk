@@ -47,8 +47,16 @@ rule summarize_data:
         fields=rules.make_fields.output.fields,
     output:
         metrics=f"{METRICS}/data.json",
-        samples="results/data/samples.png",
-        fields_figure="results/data/fields.png",
+        samples=report(
+            "results/data/samples.png",
+            category="Data",
+            subcategory="prepared crops",
+        ),
+        fields_figure=report(
+            "results/data/fields.png",
+            category="Data",
+            subcategory="synthetic fields",
+        ),
     log:
         "logs/data/summarize_data.log",
     benchmark:

@@ -60,8 +60,16 @@ rule evaluate_decoder:
         metrics="results/decoder/{backbone}/metrics.json",
         per_sample="results/decoder/{backbone}/per_sample.csv",
         samples=directory("results/decoder/{backbone}/samples"),
-        comparison="results/decoder/{backbone}/comparison.png",
-        loss_plot="results/decoder/{backbone}/loss_plot.png",
+        comparison=report(
+            "results/decoder/{backbone}/comparison.png",
+            category="Feature inversion",
+            subcategory="{backbone}",
+        ),
+        loss_plot=report(
+            "results/decoder/{backbone}/loss_plot.png",
+            category="Feature inversion",
+            subcategory="{backbone}",
+        ),
     log:
         "logs/decoder/evaluate_decoder_{backbone}.log",
     benchmark:

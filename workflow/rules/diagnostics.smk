@@ -25,8 +25,16 @@ rule dino_diagnostics:
         metrics="results/diagnostics/{backbone}/metrics.json",
         per_image="results/diagnostics/{backbone}/per_image.csv",
         arrays="results/diagnostics/{backbone}/maps.safetensors",
-        maps="results/diagnostics/{backbone}/maps.png",
-        smoothness="results/diagnostics/{backbone}/smoothness.png",
+        maps=report(
+            "results/diagnostics/{backbone}/maps.png",
+            category="Dense-feature diagnostics",
+            subcategory="{backbone}",
+        ),
+        smoothness=report(
+            "results/diagnostics/{backbone}/smoothness.png",
+            category="Dense-feature diagnostics",
+            subcategory="{backbone}",
+        ),
     log:
         "logs/diagnostics/dino_diagnostics_{backbone}.log",
     benchmark:
@@ -52,7 +60,11 @@ rule compare_backbones:
         second=lambda wc: expand(rules.cache_features.output.cache, backbone=wc.second),
         manifest=rules.prepare_images.output.manifest,
     output:
-        figure="results/diagnostics/compare/{first}--{second}.png",
+        figure=report(
+            "results/diagnostics/compare/{first}--{second}.png",
+            category="Dense-feature diagnostics",
+            subcategory="{first} vs {second}",
+        ),
         summary="results/diagnostics/compare/{first}--{second}.json",
     log:
         "logs/diagnostics/compare_backbones_{first}--{second}.log",

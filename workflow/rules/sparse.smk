@@ -15,7 +15,12 @@ rule sparse_cell:
         fields=rules.make_fields.output.fields,
     output:
         metrics="results/sparse/cells/{cell}/seed{seed}/metrics.json",
-        samples="results/sparse/cells/{cell}/seed{seed}/samples.png",
+        samples=report(
+            "results/sparse/cells/{cell}/seed{seed}/samples.png",
+            category="Sparse query",
+            subcategory="cell {cell}, seed {seed}",
+        ),
+        arrays="results/sparse/cells/{cell}/seed{seed}/samples.npz",
     log:
         "logs/sparse/cells/{cell}/seed{seed}.log",
     benchmark:
@@ -80,6 +85,7 @@ rule sparse_baselines:
         fields=rules.make_fields.output.fields,
     output:
         metrics="results/sparse/baselines.json",
+        samples="results/sparse/baseline_samples.npz",
     log:
         "logs/sparse/baselines.log",
     benchmark:
@@ -133,7 +139,11 @@ rule aggregate_sparse:
         matrix="results/sparse/performance_matrix.csv",
         ranking="results/sparse/technique_ranking.json",
         best="results/sparse/best_combinations.json",
-        heatmap="results/sparse/improvement_heatmap.png",
+        heatmap=report(
+            "results/sparse/improvement_heatmap.png",
+            category="Sparse query",
+            subcategory="summary",
+        ),
         metrics=f"{METRICS}/sparse.json",
     log:
         "logs/sparse/aggregate.log",

@@ -60,6 +60,7 @@ rule evaluate_tokenizer:
             "results/tokenizer/{{variant}}/eval_{res}.json", res=TOKENIZER_RESOLUTIONS
         ),
         test_split="results/tokenizer/{variant}/test_split.json",
+        recon=directory("results/tokenizer/{variant}/recon"),
     log:
         "logs/tokenizer/evaluate_{variant}.log",
     benchmark:
@@ -90,6 +91,7 @@ rule jpeg_baseline:
         weights=inputs("tokenizer.eval"),
     output:
         csv="results/tokenizer/jpeg/jpeg.csv",
+        images=directory("results/tokenizer/jpeg/images"),
     log:
         "logs/tokenizer/jpeg_baseline.log",
     benchmark:
@@ -117,8 +119,16 @@ rule summarize_tokenizer:
         ),
     output:
         metrics=f"{METRICS}/tokenizer.json",
-        psnr_vs_bpp="results/tokenizer/psnr_vs_bpp.png",
-        scaling="results/tokenizer/resolution_scaling.png",
+        psnr_vs_bpp=report(
+            "results/tokenizer/psnr_vs_bpp.png",
+            category="Tokenizer",
+            subcategory="summary",
+        ),
+        scaling=report(
+            "results/tokenizer/resolution_scaling.png",
+            category="Tokenizer",
+            subcategory="summary",
+        ),
         summary="results/tokenizer/summary.csv",
     log:
         "logs/tokenizer/summarize_tokenizer.log",

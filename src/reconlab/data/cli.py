@@ -59,11 +59,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Deterministic fields in [0, 1] as .npz per split. Reads the 'fields' section.",
     )
     add_params_args(p, "fields")
-    p.add_argument("--out", type=Path, default=Path("data/prepared/fields"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("data/prepared/fields"),
+        help="folder to write the fields to",
+    )
     p.set_defaults(func=_make_fields)
 
     p = sub.add_parser("summarize-data", help="data metrics (for dvc) and figures")
-    p.add_argument("--prepared", type=Path, default=Path("data/prepared"))
-    p.add_argument("--metrics", type=Path, default=Path("metrics/data.json"))
-    p.add_argument("--figures", type=Path, default=Path("results/data"))
+    p.add_argument(
+        "--prepared",
+        type=Path,
+        default=Path("data/prepared"),
+        help="the prepared data folder (manifest.csv, rejected.csv, fields/)",
+    )
+    p.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path("metrics/data.json"),
+        help="metrics JSON to write",
+    )
+    p.add_argument(
+        "--figures",
+        type=Path,
+        default=Path("results/data"),
+        help="folder for samples.png and fields.png",
+    )
     p.set_defaults(func=_summarize)

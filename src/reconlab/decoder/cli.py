@@ -72,7 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-decoder", help="train a tiny decoder from cached features to RGB")
     add_params_args(p, "decoder")
     p.add_argument("--features", type=Path, required=True, help="data/features/{backbone}")
-    p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=Path("data/prepared/manifest.csv"),
+        help="the prepared images' manifest.csv",
+    )
     p.add_argument("--out", type=Path, required=True, help="results/decoder/{backbone}")
     p.add_argument(
         "--checkpoint", type=Path, help="resumable checkpoint (default OUT/.ckpt/last.pt)"
@@ -84,7 +89,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate-decoder", help="test-split metrics, baselines, images, plots")
     add_params_args(p, "decoder")
     p.add_argument("--features", type=Path, required=True, help="data/features/{backbone}")
-    p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=Path("data/prepared/manifest.csv"),
+        help="the prepared images' manifest.csv",
+    )
     p.add_argument("--model", type=Path, required=True, help="OUT/model.safetensors")
     p.add_argument("--out", type=Path, required=True, help="results/decoder/{backbone}")
     p.add_argument("--threads", type=int, help="CPU threads (default: every core available)")
@@ -92,6 +102,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("summarize-decoder", help="backbone comparison table + metrics/decoder.json")
     p.add_argument("metrics_files", type=Path, nargs="+", help="results/decoder/*/metrics.json")
-    p.add_argument("--metrics", type=Path, default=Path("metrics/decoder.json"))
-    p.add_argument("--table", type=Path, default=Path("results/decoder/comparison.csv"))
+    p.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path("metrics/decoder.json"),
+        help="small metrics JSON to write (for dvc metrics diff)",
+    )
+    p.add_argument(
+        "--table",
+        type=Path,
+        default=Path("results/decoder/comparison.csv"),
+        help="comparison CSV to write, one row per backbone",
+    )
     p.set_defaults(func=_summarize)

@@ -58,7 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_params_args(p, "diagnostics")
     p.add_argument("--cache", type=Path, required=True, help="a feature cache (data/features/<id>)")
-    p.add_argument("--prepared", type=Path, default=Path("data/prepared"))
+    p.add_argument(
+        "--prepared",
+        type=Path,
+        default=Path("data/prepared"),
+        help="the prepared data folder (manifest.csv, images/)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=_diagnose)
 
@@ -67,7 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_params_args(p, "diagnostics")
     p.add_argument("caches", type=Path, nargs=2, help="two feature caches (DINOv2 first)")
-    p.add_argument("--prepared", type=Path, default=Path("data/prepared"))
+    p.add_argument(
+        "--prepared",
+        type=Path,
+        default=Path("data/prepared"),
+        help="the prepared data folder (manifest.csv, images/)",
+    )
     p.add_argument("--figure", type=Path, required=True, help="output PNG")
     p.add_argument("--out", type=Path, required=True, help="output JSON")
     p.set_defaults(func=_compare)

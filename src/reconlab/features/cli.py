@@ -42,7 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_params_args(p, "features")
     p.add_argument("--backbone", required=True, help="a features.backbones[*].id")
-    p.add_argument("--prepared", type=Path, default=Path("data/prepared"))
+    p.add_argument(
+        "--prepared",
+        type=Path,
+        default=Path("data/prepared"),
+        help="the prepared data folder (manifest.csv, images/)",
+    )
     p.add_argument("--out", type=Path, help="cache folder (default data/features/<backbone>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cache)

@@ -68,7 +68,9 @@ def build_report(
     )
     with tempfile.TemporaryDirectory() as tmp:
         prov = provenance(results, metrics, project, params, benchmarks, Path(tmp) / "timing.png")
-        timing = figure(prov["benchmark_png"], "wall time per rule") if prov["benchmark_png"] else None
+        timing = (
+            figure(prov["benchmark_png"], "wall time per rule") if prov["benchmark_png"] else None
+        )
         page = render(
             "report.html.j2",
             title=title,

@@ -23,7 +23,12 @@ import pandas as pd
 from reconlab.report.context import is_untrained
 from reconlab.report.tables import frame_table
 
-COMPUTE_KEYS = ("device", "precision", "cpu_capability", "gpu", "torch")
+COMPUTE_KEYS = ("device", "precision", "precision_requested", "cpu_capability", "gpu", "torch")
+COMPUTE_LABELS = {
+    "study": "study", "device": "device", "precision": "precision",
+    "precision_requested": "asked for", "cpu_capability": "CPU / GPU", "gpu": "GPU",
+    "torch": "torch", "precision_reason": "why this precision",
+}  # fmt: skip
 BENCHMARK_COLUMNS = {
     "rule": "rule",
     "total_s": "wall time, all jobs (s)",
@@ -79,9 +84,12 @@ def compute_rows(results: Path) -> pd.DataFrame:
             if "device" in record:
                 row = {"study": path.relative_to(results).parts[0]}
                 row.update({k: _flat(record.get(k)) for k in COMPUTE_KEYS})
+                row["precision_reason"] = record.get("precision_reason")
                 rows.append(row)
-    frame = pd.DataFrame.from_records(rows, columns=["study", *COMPUTE_KEYS])
-    return frame.drop_duplicates().dropna(axis=1, how="all").reset_index(drop=True)
+    frame = pd.DataFrame.from_records(rows, columns=["study", *COMPUTE_KEYS, "precision_reason"])
+    # one row per study and setting (the reason may quote a per-job probe timing)
+    frame = frame.drop_duplicates(subset=["study", *COMPUTE_KEYS])
+    return frame.dropna(axis=1, how="all").reset_index(drop=True)
 
 
 COMPUTE_BLOCKS = ("runtime", "compute", "metadata")
@@ -213,7 +221,7 @@ def provenance(
         "banners": banners(run, params, weights),
         "params_yaml": _yaml(params) if params else None,
         "weights": weights,
-        "compute": frame_table(compute, {c: c.replace("_", " ") for c in compute.columns}),
+        "compute": frame_table(compute, {c: COMPUTE_LABELS[c] for c in compute.columns}),
         "benchmarks": frame_table(per_rule, BENCHMARK_COLUMNS, headline="total_s"),
         "total_s": float(per_rule["total_s"].sum()) if not per_rule.empty else None,
         "benchmark_png": benchmark_figure(per_rule, figure_path),

@@ -107,7 +107,10 @@ def tokenizer_group(results: Path, variants: list[str], limit: int, assets: Asse
         return None
     jpeg = json.loads(jpeg_index.read_text())
     recon = {
-        v: {r["image"]: r for r in json.loads((root / v / "recon" / "index.json").read_text())["images"]}
+        v: {
+            r["image"]: r
+            for r in json.loads((root / v / "recon" / "index.json").read_text())["images"]
+        }
         for v in variants
         if (root / v / "recon" / "index.json").exists()
     }
@@ -171,7 +174,9 @@ def sparse_group(results: Path, assets: Assets) -> dict | None:
     images = []
     for i, family in enumerate(labels):
         truth = cell["truth"][i]
-        mask = cell["masks"][i].reshape(truth.shape)
+        mask = np.zeros(truth.size, dtype=bool)
+        mask[cell["masks"][i]] = True  # observed pixel indices -> a boolean map
+        mask = mask.reshape(truth.shape)
         method = methods.get(family) or str(base["methods"][0])
         pred_base = base[f"pred_{method}"][i]
         pred_cell = cell["pred"][i]

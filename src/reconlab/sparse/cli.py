@@ -72,37 +72,67 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_params_args(p, "sparse")
     p.add_argument("--cell-config", metavar="JSON", help="this cell's config (overrides --params)")
     p.add_argument("--cell", required=True, help="'baseline', 'fixedq' or techniques joined by '+'")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed of this run of the cell")
     p.add_argument("--fields", type=Path, default=Path("data/prepared/fields"), help=fields_help)
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, samples.png")
     p.set_defaults(func=_cell)
 
     p = sub.add_parser("sparse-round", help="score one greedy round and decide the next cells")
     add_params_args(p, "sparse")
-    p.add_argument("--round", type=int, required=True)
-    p.add_argument("--cells", type=Path, default=Path("results/sparse/cells"))
+    p.add_argument(
+        "--round",
+        type=int,
+        required=True,
+        help="greedy round number k (1 = the single techniques)",
+    )
+    p.add_argument(
+        "--cells",
+        type=Path,
+        default=Path("results/sparse/cells"),
+        help="folder of the cells' results (<cell>/seed<s>/metrics.json)",
+    )
     p.add_argument("--previous", type=Path, help="round k-1's record (rounds > 1)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="round record JSON to write")
     p.set_defaults(func=_round)
 
     p = sub.add_parser("sparse-baselines", help="interpolation baselines on the same masks")
     add_params_args(p, "sparse")
     p.add_argument("--fields", type=Path, default=Path("data/prepared/fields"), help=fields_help)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="baselines JSON to write")
     p.set_defaults(func=_baselines)
 
     p = sub.add_parser("sparse-overfit", help="capacity check: fit one field (expect >= 40 dB)")
     add_params_args(p, "sparse")
     p.add_argument("--fields", type=Path, default=Path("data/prepared/fields"), help=fields_help)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="overfit-check JSON to write")
     p.set_defaults(func=_overfit)
 
     p = sub.add_parser("sparse-aggregate", help="matrix, ranking, heatmap and summary of the grid")
     add_params_args(p, "sparse")
-    p.add_argument("--rounds", type=Path, default=Path("results/sparse/rounds"))
-    p.add_argument("--cells", type=Path, default=Path("results/sparse/cells"))
-    p.add_argument("--baselines", type=Path, required=True)
-    p.add_argument("--overfit", type=Path, required=True)
-    p.add_argument("--out", type=Path, default=Path("results/sparse"))
-    p.add_argument("--metrics", type=Path, default=Path("metrics/sparse.json"))
+    p.add_argument(
+        "--rounds",
+        type=Path,
+        default=Path("results/sparse/rounds"),
+        help="folder of the round records",
+    )
+    p.add_argument(
+        "--cells",
+        type=Path,
+        default=Path("results/sparse/cells"),
+        help="folder of the cells' results",
+    )
+    p.add_argument("--baselines", type=Path, required=True, help="the baselines JSON")
+    p.add_argument("--overfit", type=Path, required=True, help="the overfit-check JSON")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/sparse"),
+        help="folder for the summary, tables and figures",
+    )
+    p.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path("metrics/sparse.json"),
+        help="small metrics JSON to write (for dvc metrics diff)",
+    )
     p.set_defaults(func=_aggregate)

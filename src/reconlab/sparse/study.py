@@ -35,6 +35,16 @@ def one_per_family(family: np.ndarray) -> np.ndarray:
     return np.array([int(np.flatnonzero(family == f)[0]) for f in np.unique(family)])
 
 
+def save_samples(path: Path, truth: np.ndarray, preds: Mapping[str, np.ndarray],
+                 masks: np.ndarray, labels: list[str]) -> None:  # fmt: skip
+    """The sample fields of a grid as arrays for the report's viewer: ``truth`` (n, H, W),
+    each of ``preds`` (n, H, W), ``masks`` (n, k) observed pixel indices, ``labels`` (n,)."""
+    from reconlab.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, truth=truth, masks=masks, labels=np.array(labels), **preds)
+
+
 def run_cell(
     cfg: Mapping, cell: str, seed: int, fields_dir: str | Path, out: str | Path, log=print
 ) -> dict:
@@ -89,6 +99,8 @@ def run_cell(
         [families[f] for f in family[pick]],
         f"{cell} (seed {seed}, {split})",
     )
+    save_samples(out / "samples.npz", fields[pick], {"pred": pred[pick]}, masks[pick],
+                 [families[f] for f in family[pick]])  # fmt: skip
     result["started"], result["finished"] = round(started, 2), round(time.time(), 2)
     write_json(out / "metrics.json", result)
     (out / "train_state.pt").unlink(missing_ok=True)
@@ -129,6 +141,7 @@ def run_baselines(section: Mapping, fields_dir: str | Path, out: str | Path, log
 
     cfg = cell_config(section, "baseline")
     result = {"methods": list(section["baselines"]["methods"])}
+    picked: dict[str, np.ndarray] = {}
     for split in eval_splits(section):
         fields, family, families = _load(fields_dir, split)
         masks = evaluation_masks(cfg, len(fields), fields[0].size, split)
@@ -136,10 +149,14 @@ def run_baselines(section: Mapping, fields_dir: str | Path, out: str | Path, log
         for method in result["methods"]:
             t0 = time.perf_counter()
             pred = interpolate_fields(method, fields, masks)
+            picked[f"pred_{method}"] = pred[one_per_family(family)]  # the last split's
             summary = summarize_by_family(field_metrics(pred, fields), family, families)
             summary["seconds"] = round(time.perf_counter() - t0, 2)
             result[split][method] = summary
             log(f"baseline {method} {split}: PSNR {summary['all']['psnr']:.2f} dB")
+    pick = one_per_family(family)
+    save_samples(Path(out).parent / "baseline_samples.npz", fields[pick], picked, masks[pick],
+                 [families[f] for f in family[pick]])  # fmt: skip
     write_json(out, result)
     return result
 

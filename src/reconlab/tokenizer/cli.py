@@ -77,7 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_params_args(p, "tokenizer")
     p.add_argument("--variant", required=True, help="e.g. f8x16-K1024 or f8-FSQ8.5.5.5")
-    p.add_argument("--images", type=Path, default=Path("data/prepared/images"))
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=Path("data/prepared/images"),
+        help="the prepared images folder (train/, val/, test/)",
+    )
     p.add_argument(
         "--out", type=Path, required=True, help="folder for model.safetensors, train_log.*"
     )
@@ -90,7 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tokenizer-evaluate", help="PSNR/SSIM/bpp/speed/memory per resolution")
     add_params_args(p, "tokenizer")
     p.add_argument("--model", type=Path, required=True, help="model.safetensors of a variant")
-    p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=Path("data/prepared/manifest.csv"),
+        help="the prepared images' manifest.csv (test photos)",
+    )
     p.add_argument("--data-source", default="skimage", help="data.source (where test photos live)")
     p.add_argument(
         "--out", type=Path, required=True, help="folder for eval_{res}.json, test_split.json"
@@ -99,8 +109,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("tokenizer-jpeg", help="Pillow JPEG baseline on the same test photos")
     add_params_args(p, "tokenizer")
-    p.add_argument("--manifest", type=Path, default=Path("data/prepared/manifest.csv"))
-    p.add_argument("--data-source", default="skimage")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=Path("data/prepared/manifest.csv"),
+        help="the prepared images' manifest.csv (test photos)",
+    )
+    p.add_argument(
+        "--data-source",
+        default="skimage",
+        help="data.source: 'skimage' or a folder of photos",
+    )
     p.add_argument(
         "--out", type=Path, required=True, help="CSV of resolution, quality, bpp, psnr, ssim"
     )
@@ -110,8 +129,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tokenizer-summarize", help="figures, JPEG comparison, metrics/tokenizer.json"
     )
     add_params_args(p, "tokenizer")
-    p.add_argument("--results", type=Path, default=Path("results/tokenizer"))
-    p.add_argument("--jpeg", type=Path, default=Path("results/tokenizer/jpeg/jpeg.csv"))
-    p.add_argument("--metrics", type=Path, default=Path("metrics/tokenizer.json"))
-    p.add_argument("--figures", type=Path, default=Path("results/tokenizer"))
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results/tokenizer"),
+        help="folder with <variant>/eval_<res>.json",
+    )
+    p.add_argument(
+        "--jpeg",
+        type=Path,
+        default=Path("results/tokenizer/jpeg/jpeg.csv"),
+        help="the JPEG baseline CSV",
+    )
+    p.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path("metrics/tokenizer.json"),
+        help="metrics JSON to write",
+    )
+    p.add_argument(
+        "--figures",
+        type=Path,
+        default=Path("results/tokenizer"),
+        help="folder for the figures and summary.csv",
+    )
     p.set_defaults(func=_summarize)

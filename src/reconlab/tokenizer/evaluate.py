@@ -26,6 +26,7 @@ from reconlab.tokenizer.codebook import CodeCounter
 from reconlab.tokenizer.jpeg import jpeg_curve, to_tensor
 from reconlab.tokenizer.memory import PeakMemory
 from reconlab.tokenizer.model import Tokenizer
+from reconlab.tokenizer.recon import ReconWriter, reference_resolution, write_jpeg_images
 from reconlab.tokenizer.tiling import tiled_decode, tiled_tokenize
 from reconlab.tokenizer.train import evaluate_crops, load_model, load_split
 
@@ -81,9 +82,12 @@ def round_trip(
 
 def evaluate_resolution(
     model: Tokenizer, photos: list[tuple[str, np.ndarray]], res: int, cfg: TokenizerConfig,
-    device: torch.device,
+    device: torch.device, recon: ReconWriter | None = None,
 ) -> dict:  # fmt: skip
-    """PSNR, SSIM, bpp, codebook health, encode/decode img/s and peak memory at ``res``."""
+    """PSNR, SSIM, bpp, codebook health, encode/decode img/s and peak memory at ``res``.
+
+    ``recon``: collects each photo's reconstruction and PSNR (the report's viewer).
+    """
     e = cfg.eval
     precision = precision_for(device, cfg.precision, kind="conv")
     tiled = res > e["tile_above"]
@@ -101,16 +105,20 @@ def evaluate_resolution(
         best_enc = best_dec = float("inf")
         for _ in range(e["timing_repeats"]):
             with PeakMemory(device) as mem, precision.autocast():
-                indices, recon, t_enc, t_dec = round_trip(model, x, tiled, e["tile"], e["overlap"])
+                indices, recon_img, t_enc, t_dec = round_trip(
+                    model, x, tiled, e["tile"], e["overlap"]
+                )
             best_enc, best_dec = min(best_enc, t_enc), min(best_dec, t_dec)
             peaks.append(mem.peak_mb)
         enc.append(best_enc)
         dec.append(best_dec)
         counter.update(indices)
-        m = per_image_metrics(recon, x)
+        m = per_image_metrics(recon_img, x)
         psnr.append(float(m["psnr"][0]))
         ssim.append(float(m["ssim"][0]))
-        del x, recon, indices
+        if recon is not None:
+            recon.add(label, recon_img, psnr[-1])
+        del x, recon_img, indices
     health = counter.health()
     fid_reason = (
         "no pretrained Inception/DINOv2 weights (tokenizer.eval.fid_weights is 'none')"
@@ -160,7 +168,12 @@ def evaluate_tokenizer(
     results = []
     for res in sorted(cfg.eval["resolutions"]):
         log.info("%s: evaluating at %d px", model.spec.name, res)
-        r = evaluate_resolution(model, photos, res, cfg, device)
+        writer = None
+        if res == reference_resolution(cfg.eval):
+            writer = ReconWriter(out_dir / "recon", res, model.spec.bpp(res, res))
+        r = evaluate_resolution(model, photos, res, cfg, device, writer)
+        if writer is not None:
+            writer.write()
         write_json(out_dir / f"eval_{res}.json", r)
         results.append(r)
     return results
@@ -177,4 +190,7 @@ def jpeg_baseline(
         for row in jpeg_curve(images, cfg.jpeg["qualities"]):
             rows.append({"resolution": res, **row, "n_images": len(images)})
     write_csv(out, rows, JPEG_COLUMNS)
+    ref = reference_resolution(cfg.eval)
+    at_ref = [(label, square_resize(rgb, ref)[0]) for label, rgb in photos]
+    write_jpeg_images(at_ref, cfg.jpeg["qualities"], ref, Path(out).parent / "images")
     return rows

@@ -29,5 +29,7 @@ def render(ctx: ReportContext) -> str | None:
         images=m["images"],
         table=records_table(rows, COLUMNS, headline="crops"),
         samples=ctx.figure(ctx.results / "data" / "samples.png", "sample crops per split"),
-        fields=ctx.figure(ctx.results / "data" / "fields.png", "synthetic fields, one row per family"),
+        fields=ctx.figure(
+            ctx.results / "data" / "fields.png", "synthetic fields, one row per family"
+        ),
     )

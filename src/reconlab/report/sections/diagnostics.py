@@ -66,7 +66,9 @@ def render(ctx: ReportContext) -> str | None:
     ]
     for path in per_backbone:
         b = path.parent.name
-        figures.append(ctx.figure(path.parent / "maps.png", f"{b}: PCA, foreground, reference maps"))
+        figures.append(
+            ctx.figure(path.parent / "maps.png", f"{b}: PCA, foreground, reference maps")
+        )
         figures.append(ctx.figure(path.parent / "smoothness.png", f"{b}: neighbour smoothness"))
     return ctx.render(
         "sections/diagnostics.html.j2",

@@ -1,0 +1,164 @@
+"""The report: tables, escaping, provenance, benchmark files from a real Snakemake run, viewer data,
+and the smoke run's report as a whole."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from reconlab.report.context import environment
+from reconlab.report.provenance import banners, benchmarks, run_block
+from reconlab.report.tables import frame_table, records_table
+from reconlab.report.viewer import viewer_data
+
+BIN = Path(sys.executable).parent
+
+
+def test_table_puts_the_headline_first_sorts_and_formats():
+    frame = pd.DataFrame(
+        {
+            "technique": ["adaln", "ema", "fourier"],
+            "psnr_std": [0.1, 0.2, float("nan")],
+            "gain_db": [0.0063, -0.3036, 1.25],
+            "beneficial": [True, False, None],
+            "lpips": ["not computed: no pretrained weights", 0.5, 0.25],
+        }
+    )
+    labels = {"technique": "technique", "psnr_std": "seed std", "gain_db": "gain (dB)",
+              "beneficial": "beneficial", "lpips": "LPIPS"}  # fmt: skip
+    t = frame_table(frame, labels, headline="gain_db", sort_by="gain_db")
+    assert t.columns == ["technique", "gain (dB)", "seed std", "beneficial", "LPIPS"]
+    assert [r[0].text for r in t.rows] == ["fourier", "adaln", "ema"]  # ranked by gain
+    fourier, adaln, ema = t.rows
+    assert fourier[1].text == "1.25" and fourier[2].text == "n/a"
+    assert adaln[3].text == "yes" and ema[3].text == "no" and fourier[3].text == "n/a"
+    assert adaln[4].text == "n/a" and adaln[4].title == "not computed: no pretrained weights"
+    assert t.headline == "gain (dB)"
+
+
+def test_templates_escape_values():
+    t = records_table([{"backbone": "<script>alert(1)</script>", "psnr": 12.5}],
+                      {"backbone": "backbone", "psnr": "PSNR (dB)"})  # fmt: skip
+    html = (
+        environment()
+        .from_string(
+            '{% import "macros.html.j2" as m %}{{ m.table(t) }}{{ m.untrained("random:<b>") }}'
+        )
+        .render(t=t)
+    )
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "random:&lt;b&gt;" in html
+    assert '<div class="scroll">' in html  # wide tables scroll inside their box
+
+
+def test_benchmarks_of_a_real_snakemake_run_are_summed_per_rule(tmp_path):
+    (tmp_path / "Snakefile").write_text(
+        "rule all:\n    input: expand('out/{x}.txt', x=[1, 2, 3]), 'out/total.txt'\n"
+        "rule one:\n    output: 'out/{x}.txt'\n"
+        "    benchmark: 'logs/benchmarks/one/{x}.tsv'\n    shell: 'echo {wildcards.x} > {output}'\n"
+        "rule total:\n    input: expand('out/{x}.txt', x=[1, 2, 3])\n    output: 'out/total.txt'\n"
+        "    benchmark: 'logs/benchmarks/total/total.tsv'\n    shell: 'cat {input} > {output}'\n"
+    )
+    subprocess.run([str(BIN / "snakemake"), "--cores", "1", "--quiet"], cwd=tmp_path,
+                   check=True, capture_output=True)  # fmt: skip
+    per_rule = benchmarks(tmp_path / "logs" / "benchmarks")
+    assert sorted(per_rule["rule"]) == ["one", "total"]
+    one = per_rule.set_index("rule").loc["one"]
+    assert one["jobs"] == 3
+    seconds = [
+        float(pd.read_csv(p, sep="\t")["s"].iloc[-1])
+        for p in (tmp_path / "logs/benchmarks/one").glob("*.tsv")
+    ]
+    assert one["total_s"] == pytest.approx(sum(seconds)) and one["max_s"] == max(seconds)
+    assert benchmarks(tmp_path / "nowhere").empty
+
+
+def test_run_block_from_metrics_else_computed(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "data.json").write_text(json.dumps({"images": {}}))
+    fallback = run_block(metrics, tmp_path)  # no run block, not a git checkout
+    assert fallback["git_commit"] is None and "report time" in fallback["source"]
+    block = {"config": "offline+smoke", "git_commit": "abc123", "git_dirty": True,
+             "overlays": [{"path": "config/offline.yaml", "sha256": "0" * 64}]}  # fmt: skip
+    (metrics / "sparse.json").write_text(json.dumps({"best": 1.0, "run": block}))
+    found = run_block(metrics, tmp_path)
+    assert found["config"] == "offline+smoke" and found["source"].endswith("sparse.json")
+    kinds = [k for k, _ in banners(found, None, [{"backbone": "b", "untrained": True}])]
+    assert kinds == ["smoke", "offline", "untrained", "dirty"]
+    clean = {"config": "default", "git_commit": "abc", "git_dirty": False, "overlays": []}
+    params = {"features": {"backbones": [{"id": "b", "weights": "pretrained"}]}}
+    assert banners(clean, params, [{"backbone": "b", "untrained": False}]) == []
+
+
+def _png(path: Path, value: int, size: int = 8) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
+
+
+def test_viewer_data_lines_up_backbones_by_test_image(tmp_path):
+    results = tmp_path / "results"
+    for b, offset in (("dinov2_s14", 10), ("dinov3_s16", 20)):
+        folder = results / "decoder" / b
+        for k, name in enumerate(["astronaut_000", "coffee_001"]):
+            _png(folder / "samples" / f"{k:03d}_{name}" / "target.png", 100 + k)
+            _png(folder / "samples" / f"{k:03d}_{name}" / "pred.png", 100 + k + offset)
+        pd.DataFrame({"index": [0, 1], "psnr": [11.5 + offset, 12.5 + offset]}).to_csv(
+            folder / "per_sample.csv", index=False
+        )
+    data = viewer_data(results, ["dinov2_s14", "dinov3_s16"], [], limit=12)
+    (group,) = data["groups"]
+    assert group["id"] == "decoder"
+    assert [im["name"] for im in group["images"]] == ["astronaut_000", "coffee_001"]
+    tiles = group["images"][1]["tiles"]
+    assert [t["label"] for t in tiles] == ["target", "dinov2_s14", "dinov3_s16"]
+    assert [t["psnr"] for t in tiles] == [None, 22.5, 32.5]
+    assert tiles[1]["ref"] == tiles[0]["img"]  # |error| against its own target
+    assert all(data["assets"][t["img"]].startswith("data:image/png;base64,") for t in tiles)
+    assert viewer_data(tmp_path / "empty", [], [], limit=12) is None
+
+
+@pytest.mark.slow
+def test_smoke_report_has_provenance_timing_viewer_and_every_study(smoke_project):
+    html = (smoke_project / "reports" / "index.html").read_text()
+    size_mb = len(html.encode()) / 1e6
+    for anchor in ("provenance", "timing", "viewer", "data", "features", "decoder",
+                   "tokenizer", "sparse", "diagnostics"):  # fmt: skip
+        assert f'id="{anchor}"' in html, anchor
+    assert "Smoke run" in html and "Offline run" in html and "Untrained backbones" in html
+    assert '<details id="params">' in html and "max_thumbnails: 4" in html  # effective params
+    # wall time per rule, from the benchmark files of this very run
+    timing = html[html.index('id="timing"') : html.index('id="viewer"')]
+    for rule in ("train_decoder", "cache_features", "sparse_cell", "train_tokenizer"):
+        assert f">{rule}<" in timing, rule
+    assert re.search(
+        r">train_decoder</td><td class=\"num[^\"]*\">[0-9.]+</td><td class=\"num\">3<", timing
+    )
+    # the viewer's data: three studies, PSNR on every reconstruction tile
+    data = json.loads(re.search(r'<script type="application/json" id="viewer-data">(.*?)</script>',
+                                html, re.S).group(1))  # fmt: skip
+    groups = {g["id"]: g for g in data["groups"]}
+    assert list(groups) == ["decoder", "tokenizer", "sparse"]
+    for g in groups.values():
+        for im in g["images"]:
+            recon = [t for t in im["tiles"] if t["ref"] is not None]
+            assert recon and all(t["psnr"] is not None for t in recon), (g["id"], im["name"])
+    tok = groups["tokenizer"]["images"][0]["tiles"]
+    assert all(t["bpp"] is not None for t in tok if t["label"] != "target")
+    assert any(t["label"].startswith("JPEG q") for t in tok)
+    assert [t["label"].split(":")[0] for t in groups["sparse"]["images"][0]["tiles"]] == [
+        "observed (5%)",
+        "truth",
+        "best cell",
+        "best baseline",
+    ]
+    assert size_mb < 15
+    print(f"smoke report: {size_mb:.2f} MB")
