@@ -124,7 +124,15 @@ BACKBONE = {
     "image_size": 28,
     "layers": [],
 }
-FEATURES = {"backbones": [BACKBONE], "batch_size": 4, "shard_size": 2, "device": "cpu"}
+# fp32 pinned: ``precision: auto`` resolves by a timing probe, which a loaded machine can flip
+# between runs (seen: bf16 in one run, fp32 in the next) — these tests compare runs bit for bit.
+FEATURES = {
+    "backbones": [BACKBONE],
+    "batch_size": 4,
+    "shard_size": 2,
+    "device": "cpu",
+    "precision": "fp32",
+}
 
 
 def make_feature_cache(root: Path) -> Path:

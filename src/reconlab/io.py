@@ -253,6 +253,18 @@ def replace_together(moves: Sequence[tuple[str | os.PathLike, str | os.PathLike]
         _remove(old)
 
 
+def _remove_dead_staging(root: Path) -> None:
+    """Remove staging folders left in ``root`` by killed processes (their pid is in the name)."""
+    for stale in root.glob(".staging.*.tmp"):
+        try:
+            pid = int(stale.name.split(".")[2])
+            os.kill(pid, 0)  # raises when no such process: the folder is a killed run's
+        except (ValueError, IndexError, ProcessLookupError):
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:  # a live process of another user
+            continue
+
+
 @contextlib.contextmanager
 def staged_outputs(root: str | os.PathLike, names: Sequence[str]) -> Iterator[Path]:
     """Yield an empty staging folder inside ``root``; build ``names`` there (relative paths).
@@ -263,7 +275,8 @@ def staged_outputs(root: str | os.PathLike, names: Sequence[str]) -> Iterator[Pa
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=root))
+    _remove_dead_staging(root)
+    stage = Path(tempfile.mkdtemp(prefix=f".staging.{os.getpid()}.", suffix=".tmp", dir=root))
     _as_if_created_normally(stage, 0o777)
     try:
         try:
