@@ -260,11 +260,16 @@ def status(project: Path, configfiles: list[str], targets: list[str], with_dvc: 
 
 
 def _run(args: argparse.Namespace) -> int:
-    print(status(args.project, args.configfile, args.target, not args.no_dvc))
+    from reconlab.provenance import resolve_configuration
+
+    _, overlays = resolve_configuration(args.config_name, args.configfile, args.project)
+    print(status(args.project, overlays, args.target, not args.no_dvc))
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from reconlab.cli import add_configuration_args
+
     p = sub.add_parser(
         "status",
         help="what Snakemake would rerun and why (changed params, code, inputs), and dvc status",
@@ -272,13 +277,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "changed params key with old -> new value, the edited code files of its command, missing "
         "or changed inputs. Then `dvc status`.",
     )
-    p.add_argument(
-        "--configfile",
-        nargs="+",
-        default=[],
-        metavar="YAML",
-        help="overlays, exactly as given to snakemake (e.g. config/offline.yaml config/smoke.yaml)",
-    )
+    add_configuration_args(p)  # --configfile a b (as snakemake) / --config-name NAME
     p.add_argument(
         "--target", action="append", default=[], help="only this target file or rule (repeatable)"
     )
