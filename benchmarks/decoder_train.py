@@ -3,14 +3,18 @@
 Same model (TinyDecoder, same init), same data (random DINO-sized feature grids paired with
 smooth images), same batch size and steps. The plain loop is what one would write first: a
 DataLoader over a TensorDataset, fp32, NCHW, ``loss.item()`` every step. reconlab's loop
-(:func:`reconlab.decoder.train.train_decoder`) uses bf16 autocast, channels-last tensors and
-batch gathering from (possibly memory-mapped) bf16 features. Rounds alternate between the two
+(:func:`reconlab.decoder.train.train_decoder`) runs at ``--precision`` (default ``auto``: bf16
+autocast only where the CPU has native bf16 and the start-up probe finds it faster, else fp32;
+see :mod:`reconlab.runtime`), with channels-last tensors and batch gathering from (possibly
+memory-mapped) bf16 features. Rounds alternate between the two
 (one short training each) so that load from other processes hits both alike; the medians of
 the throughputs and of the per-round ratios are reported. On a shared machine, use more rounds.
 
     .venv/bin/python benchmarks/decoder_train.py [--grid 16] [--images 48] [--epochs 1] [--rounds 6]
 
-Ends with ``RESULT plain_samples_s=<x> reconlab_samples_s=<y> speedup=<y/x>``.
+Ends with ``RESULT plain_samples_s=<x> reconlab_samples_s=<y> speedup=<y/x> roofline_frac=<f>
+precision=<resolved> capability=<CPU class or GPU>``; ``roofline_frac`` is reconlab's training
+FLOP rate over the matmul peak measured here in the resolved precision (see ``roofline.py``).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from roofline import matmul_peak_tflops, result_suffix, training_flops
 from torch.utils.data import DataLoader, TensorDataset
 
 from reconlab.config import DecoderConfig
 from reconlab.decoder.data import DecoderDataset, to_uint8
 from reconlab.decoder.train import build_decoder, train_decoder
-from reconlab.runtime import seed_everything, set_threads
+from reconlab.runtime import compute_record, precision_for, seed_everything, set_threads
 
 
 def make_data(n: int, grid: int, dim: int, patch: int) -> DecoderDataset:
@@ -77,6 +82,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     args = ap.parse_args()
 
     threads = set_threads()
@@ -85,7 +91,7 @@ def main() -> None:
     # the plain loop keeps a constant lr, so reconlab's runs with no warmup and no decay too.
     cfg = DecoderConfig(
         width=args.width, batch_size=args.batch, epochs=args.epochs, lr=1e-3,
-        warmup_frac=0.0, min_lr_ratio=1.0, precision="bf16", channels_last=True, device="cpu",
+        warmup_frac=0.0, min_lr_ratio=1.0, precision=args.precision, channels_last=True, device="cpu",
     )  # fmt: skip
     size = args.grid * args.patch
     print(
@@ -114,7 +120,22 @@ def main() -> None:
     lp = statistics.median(loss for _, loss in plain)
     lf = statistics.median(loss for _, loss in fast)
     print(f"final train loss (median over rounds): plain {lp:.4f}, reconlab {lf:.4f}")
-    print(f"RESULT plain_samples_s={x:.2f} reconlab_samples_s={y:.2f} speedup={y / x:.2f}")
+    precision = precision_for(torch.device("cpu"), args.precision, kind="conv")
+    compute = compute_record(precision)
+    model = build_decoder(cfg, data.channels, args.patch)
+    batch = data.features[0][: args.batch].float().permute(0, 3, 1, 2).contiguous()
+    with precision.autocast():
+        flops = training_flops(model, batch) / args.batch
+    peak = matmul_peak_tflops(precision.dtype)
+    frac = flops * y / 1e12 / peak
+    print(
+        f"precision {compute['precision']} ({precision.reason}); {flops / 1e9:.2f} GFLOP per "
+        f"training sample; matmul peak {peak:.3f} TFLOP/s in {compute['precision']}"
+    )
+    print(
+        f"RESULT plain_samples_s={x:.2f} reconlab_samples_s={y:.2f} speedup={y / x:.2f} "
+        f"roofline_frac={frac:.2f} {result_suffix(compute)}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from roofline import matmul_peak_tflops, result_suffix
 
 
 def photos(n: int, size: int = 224, seed: int = 0) -> torch.Tensor:
@@ -59,18 +60,6 @@ def photos(n: int, size: int = 224, seed: int = 0) -> torch.Tensor:
         left = rng.integers(0, img.width - size + 1)
         out.append(np.asarray(img)[top : top + size, left : left + size])
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
-
-
-def matmul_peak_tflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best achieved TFLOP/s of an n x n matmul in ``dtype`` over a few tries."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e12
 
 
 def flops_per_image(model: torch.nn.Module, size: int) -> float:
@@ -198,7 +187,7 @@ def main() -> None:
         f"RESULT plain_img_s={plain_img_s:.2f} reconlab_img_s={reconlab_img_s:.2f} "
         f"speedup={reconlab_img_s / plain_img_s:.2f} roofline_frac={achieved / peak:.2f} "
         f"cosine={cosine.mean():.5f} tflops={achieved:.3f} peak_tflops={peak:.3f} "
-        f"precision={compute['precision']} capability={compute['cpu_capability']}"
+        f"{result_suffix(compute)}"
     )
 
 
