@@ -14,6 +14,17 @@ linears about 1.2-1.5x faster here with bit-identical results, and can apply an 
 same pass (the MLP's ``fc1 -> GELU``). These ops are PyTorch internals (``torch.ops.mkldnn``),
 so :func:`prepack_linears` checks them on a tiny input first and leaves the model untouched
 when they are missing or fail: the fast path is an optimisation, never a requirement.
+
+Why a hand-written path and not only ``torch.compile`` (which does the same prepacking under
+inductor's freezing, ``features.compile: true``): measured with ``benchmarks/feature_cache.py
+--images 32 --rounds 3`` on a 2-core AMD EPYC with AVX-512 BF16 (a loaded machine, so read the
+ratios), bf16 eager with this path ran x1.99 the plain fp32 loop and x1.47 without it, while
+``--compile`` spent 325 s compiling ViT-S before its first batch — longer than the whole
+default feature stage (4 backbones x 64 crops). On AVX2-only CPUs the path is never taken:
+``precision: auto`` resolves to fp32 there, and oneDNN refuses the bf16 prepack anyway
+(``_fast_path_works`` returns False, checked under ``ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2``). For long runs (``config/gpu.yaml`` scale, thousands of images)
+``compile: true`` is the better choice and turns this path off.
 """
 
 from __future__ import annotations
