@@ -178,3 +178,38 @@ def test_damaged_fields_file_is_refused_by_name_then_recomputed(tmp_path, capsys
     assert not (tmp_path / "cell").exists()
     assert main(["make-fields", *SMOKE, "--out", str(fields)]) == 0
     assert tree_bytes(fields) == good
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_decoder_model_is_refused_by_name(cache_copy, capsys, damage):
+    assert _train_decoder(capsys, cache_copy)[0] == 0
+    model = cache_copy / "decoder" / "model.safetensors"
+    DAMAGE[damage](model, **({"at": 0.9} if damage == "flipped" else {}))
+    rc, err = cli(
+        capsys,
+        "evaluate-decoder",
+        "--params", json.dumps(DECODER),
+        "--features", str(cache_copy / "cache"),
+        "--manifest", str(cache_copy / "prepared" / "manifest.csv"),
+        "--model", str(model),
+        "--out", str(cache_copy / "decoder"),
+    )  # fmt: skip
+    assert rc == 1
+    want = "corrupt (tensors do not match" if damage == "flipped" else "unreadable safetensors"
+    assert err.startswith(f"reconlab evaluate-decoder: error: {model}: {want}")
+    assert not (cache_copy / "decoder" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_tokenizer_model_is_refused_by_name(tmp_path, damage):
+    from reconlab.config import TokenizerConfig, from_section, load_params
+    from reconlab.tokenizer.train import build_from_config, load_model, model_config, save_model
+
+    section = load_params(ROOT / "params.yaml", [ROOT / "config/smoke.yaml"])["tokenizer"]
+    mc = model_config("f4-FSQ3.3.3", from_section(TokenizerConfig, section))
+    path = tmp_path / "model.safetensors"
+    save_model(path, build_from_config(mc), mc)
+    load_model(path)  # intact: loads
+    DAMAGE[damage](path, **({"at": 0.9} if damage == "flipped" else {}))
+    with pytest.raises(ValueError, match=rf"^{path}: (corrupt|unreadable safetensors)"):
+        load_model(path)

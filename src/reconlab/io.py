@@ -291,3 +291,52 @@ def staged_outputs(root: str | os.PathLike, names: Sequence[str]) -> Iterator[Pa
         replace_together([(stage / n, root / n) for n in names])
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def tensors_digest(tensors: Mapping[str, Any]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes (sorted by name)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_safetensors(
+    path: str | os.PathLike, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write ``tensors`` atomically as safetensors, with their :func:`tensors_digest` stored in the
+    header metadata (``sha256``), so :func:`load_safetensors` can tell a flipped bit."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {**(metadata or {}), "sha256": tensors_digest(state)}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+
+
+def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors, header metadata) of a safetensors file, verified.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file, when the header cannot be parsed (truncation, not a
+            safetensors file) or the tensors do not match the ``sha256`` their writer stored.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+    except SafetensorError as e:
+        raise ValueError(f"{path}: unreadable safetensors file ({e})") from None
+    if "sha256" in meta and tensors_digest(tensors) != meta["sha256"]:
+        raise ValueError(f"{path}: corrupt (tensors do not match the sha256 in its header)")
+    return tensors, meta

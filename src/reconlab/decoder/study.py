@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from reconlab.config import DECODER_EVAL_KEYS, DecoderConfig
 from reconlab.decoder.baselines import mean_image
@@ -22,7 +21,15 @@ from reconlab.decoder.data import load_split
 from reconlab.decoder.model import count_parameters
 from reconlab.decoder.train import LOG_FIELDS, build_decoder, train_decoder
 from reconlab.features.cache import FeatureCache
-from reconlab.io import atomic_dir, atomic_path, read_csv, read_json, write_csv, write_json
+from reconlab.io import (
+    atomic_dir,
+    load_safetensors,
+    read_csv,
+    read_json,
+    save_safetensors,
+    write_csv,
+    write_json,
+)
 from reconlab.provenance import command_code
 from reconlab.runtime import compute_record, precision_for, resolve_device
 
@@ -90,9 +97,9 @@ def run_training(
         **compute_record(precision_for(device, cfg.precision, kind="conv")),
     }
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-    with atomic_path(out / MODEL_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"train": json.dumps(_finite(info), sort_keys=True)})
+    # sha256 of the tensors in the header: a flipped bit is refused by load_trained (issue 14)
+    meta = {"train": json.dumps(_finite(info), sort_keys=True)}
+    save_safetensors(out / MODEL_FILE, result.model.state_dict(), meta)
     write_csv(out / "train_log.csv", result.log, LOG_FIELDS)
     write_json(out / "train.json", _finite(info))
     return info
@@ -100,13 +107,11 @@ def run_training(
 
 def load_trained(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The decoder in ``model.safetensors`` (rebuilt from the params saved in it) and its info."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        info = json.loads(f.metadata()["train"])
+    state, meta = load_safetensors(path)  # ValueError naming the file when corrupt
+    info = json.loads(meta["train"])
     cfg = DecoderConfig(**info["decoder"])
     model = build_decoder(cfg, info["in_channels"], info["features"]["patch_size"])
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(state)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.to(device).eval(), info

@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from reconlab.checkpoint import load_checkpoint, save_checkpoint
 from reconlab.config import TokenizerConfig
 from reconlab.evaluation.image_metrics import count_capped, per_image_metrics
-from reconlab.io import atomic_path, write_csv, write_json
+from reconlab.io import load_safetensors, save_safetensors, write_csv, write_json
 from reconlab.runtime import precision_for, resolve_device, seed_everything, set_threads
 from reconlab.tokenizer.codebook import CodeCounter, codebook_health
 from reconlab.tokenizer.losses import build_perceptual, tokenizer_loss
@@ -55,24 +54,20 @@ def build_from_config(mc: dict) -> Tokenizer:
 
 
 def save_model(path: str | Path, model: Tokenizer, mc: dict) -> None:
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"config": json.dumps(mc, sort_keys=True)})
+    # sha256 of the tensors in the header: a flipped bit is refused by load_model (issue 14)
+    save_safetensors(path, model.state_dict(), {"config": json.dumps(mc, sort_keys=True)})
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> Tokenizer:
     """Rebuild a trained tokenizer from ``model.safetensors`` (config from its metadata)."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tokenizer: {path} does not exist (run train_tokenizer first)")
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
+    state, meta = load_safetensors(path)  # ValueError naming the file when corrupt
     if "config" not in meta:
         raise ValueError(f"tokenizer: {path} has no config metadata; not a reconlab tokenizer")
     model = build_from_config(json.loads(meta["config"]))
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(state)
     return model.to(device).eval()
 
 
