@@ -83,7 +83,7 @@ def test_smoke_pipeline_trains_evaluates_and_reruns_only_the_decoder(project):
         assert backbone in html
     assert html.count('class="untrained"') >= 2 * len(BACKBONES)
     assert "bicubic thumbnail PSNR" in html and "mean image PSNR" in html
-    assert "data:image/png;base64," in html
+    assert "data:image/" in html  # inlined (PNG or lossless WebP)
 
 
 def test_cli_error_messages(tmp_path, capsys):

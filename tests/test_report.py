@@ -104,6 +104,15 @@ def _png(path: Path, value: int, size: int = 8) -> None:
     Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
 
 
+def _decode(uri: str) -> np.ndarray:
+    import base64
+    import io
+
+    head, _, body = uri.partition(",")
+    assert head in ("data:image/png;base64", "data:image/webp;base64"), head
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(body))).convert("RGB"))
+
+
 def test_viewer_data_lines_up_backbones_by_test_image(tmp_path):
     results = tmp_path / "results"
     for b, offset in (("dinov2_s14", 10), ("dinov3_s16", 20)):
@@ -122,7 +131,8 @@ def test_viewer_data_lines_up_backbones_by_test_image(tmp_path):
     assert [t["label"] for t in tiles] == ["target", "dinov2_s14", "dinov3_s16"]
     assert [t["psnr"] for t in tiles] == [None, 22.5, 32.5]
     assert tiles[1]["ref"] == tiles[0]["img"]  # |error| against its own target
-    assert all(data["assets"][t["img"]].startswith("data:image/png;base64,") for t in tiles)
+    pixels = [_decode(data["assets"][t["img"]])[0, 0, 0] for t in tiles]
+    assert pixels == [101, 111, 121]  # lossless: the target and each backbone's prediction
     assert viewer_data(tmp_path / "empty", [], [], limit=12) is None
 
 
@@ -162,3 +172,53 @@ def test_smoke_report_has_provenance_timing_viewer_and_every_study(smoke_project
     ]
     assert size_mb < 15
     print(f"smoke report: {size_mb:.2f} MB")
+
+
+@pytest.mark.slow
+def test_snakemake_report_has_every_study_figure_by_category(smoke_copy, tmp_path):
+    """`snakemake --report`: the outputs marked with report(), one category per study."""
+    import zipfile
+
+    from conftest import SMOKE, snakemake
+
+    out = tmp_path / "report.zip"
+    snakemake(smoke_copy, "--report", str(out), *SMOKE)
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        page = z.read("report/report.html").decode()
+    figures = sorted(Path(n).name for n in names if n.endswith(".png"))
+    for name in ("comparison.png", "loss_plot.png", "maps.png", "improvement_heatmap.png",
+                 "psnr_vs_bpp.png", "resolution_scaling.png", "fields.png"):  # fmt: skip
+        assert name in figures, name
+    assert figures.count("comparison.png") == 3  # one per backbone
+    for category in ("Data", "Feature inversion", "Tokenizer", "Sparse query",
+                     "Dense-feature diagnostics"):  # fmt: skip
+        assert category in page, category
+
+
+def test_tokenizer_tiles_pick_the_jpeg_nearest_in_bpp_and_crop_large_images(tmp_path):
+    root = tmp_path / "results" / "tokenizer"
+    jpeg_rows = [{"quality": q, "file": f"a/q{q}.jpg", "bpp": bpp, "psnr": 20 + q / 10}
+                 for q, bpp in ((5, 0.2), (50, 1.0), (90, 3.0))]  # fmt: skip
+    for row in jpeg_rows:
+        (root / "jpeg/images/a").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((300, 300, 3), row["quality"], np.uint8)).save(
+            root / "jpeg/images" / row["file"], quality=95
+        )
+    _png(root / "jpeg/images/a/target.png", 7, size=300)
+    (root / "jpeg/images/index.json").write_text(json.dumps(
+        {"resolution": 300, "images": [{"image": "skimage:a", "target": "a/target.png",
+                                        "jpeg": jpeg_rows}]}))  # fmt: skip
+    for variant, bpp in (("f8-K16", 0.9), ("f4-K16", 2.5)):
+        _png(root / variant / "recon/a.png", 9, size=300)
+        (root / variant / "recon/index.json").write_text(json.dumps(
+            {"resolution": 300, "images": [{"image": "skimage:a", "file": "a.png",
+                                            "psnr": 15.0, "bpp": bpp}]}))  # fmt: skip
+    (group,) = viewer_data(tmp_path / "results", [], ["f8-K16", "f4-K16"], 12)["groups"]
+    tiles = group["images"][0]["tiles"]
+    assert [t["label"] for t in tiles] == ["target", "f8-K16", "f4-K16", "JPEG q50", "JPEG q90"]
+    assert tiles[3]["note"] == "nearest bpp to f8-K16" and tiles[4]["bpp"] == 3.0
+    assert tiles[0]["note"] == "300 px, centre 256 px shown"
+    assert _decode(
+        viewer_data(tmp_path / "results", [], ["f8-K16"], 12)["assets"][tiles[1]["img"]]
+    ).shape == (256, 256, 3)

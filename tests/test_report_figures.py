@@ -18,11 +18,15 @@ from reconlab.figures import (
     save_figure,
 )
 
+PROBLEMS = ("small_text", "overlapping_ticks", "overlapping_text", "maps_without_colorbar")
+
 
 def test_audit_flags_small_text_overlapping_ticks_and_maps_without_colorbar():
     plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(4, 2))
     a.set_title("tiny", fontsize=6)
+    fig.suptitle("a title")
+    fig.text(0.5, 0.98, "a header on the title", ha="center", va="top")
     a.set_xticks(np.arange(40), [f"label{i}" for i in range(40)])
     b.imshow(np.random.default_rng(0).random((4, 4)), cmap="viridis")
     b.set_title("map")
@@ -31,6 +35,7 @@ def test_audit_flags_small_text_overlapping_ticks_and_maps_without_colorbar():
     assert result["min_font_pt"] == 6
     assert any("'tiny' 6pt" in s for s in result["small_text"])
     assert result["overlapping_ticks"] and "'label0' / 'label1'" in result["overlapping_ticks"]
+    assert result["overlapping_text"] == ["'a title' / 'a header on the title'"]
     assert len(result["maps_without_colorbar"]) == 1
     assert result["maps_without_colorbar"][0].startswith("map (viridis")
 
@@ -106,9 +111,7 @@ def test_stage_figures_meet_the_standard(tmp_path):
     for png in sorted(tmp_path.glob("*.png")):
         found = read_audit(png)
         assert found is not None, png.name
-        problems = {
-            k: found[k] for k in ("small_text", "overlapping_ticks", "maps_without_colorbar")
-        }
+        problems = {k: found[k] for k in PROBLEMS}
         assert problems == {k: [] for k in problems}, png.name
         assert found["min_font_pt"] >= MIN_FONT_PT, png.name
     assert read_audit(tmp_path / "loss.png")["untrained_marker"] is True
@@ -128,6 +131,6 @@ def test_every_figure_of_the_smoke_run_meets_the_standard(smoke_project):
         found = read_audit(png)
         rel = png.relative_to(smoke_project)
         assert found is not None, f"{rel} was not saved by reconlab.figures.save_figure"
-        for key in ("small_text", "overlapping_ticks", "maps_without_colorbar"):
+        for key in PROBLEMS:
             assert found[key] == [], f"{rel}: {key} {found[key]}"
         assert found["dpi"] == DPI

@@ -40,7 +40,7 @@ def test_smoke_run_writes_prepared_data_and_report(smoke_project):
     assert [o["path"] for o in data["run"]["overlays"]] == SMOKE[1:]
     html = (p / "reports/index.html").read_text()
     assert "<h2>Data</h2>" in html
-    assert 'src="data:image/png;base64,' in html  # offline: images are inlined
+    assert 'src="data:image/' in html  # offline: images are inlined (PNG or lossless WebP)
 
 
 def test_second_run_has_nothing_to_do(smoke_project):

@@ -78,16 +78,22 @@ def mark_untrained(fig, weights: bool | str | Iterable[str] | None) -> bool:
     random = untrained_weights(weights)
     if not random or getattr(fig, "_reconlab_untrained", False):
         return False
+    from matplotlib.transforms import ScaledTranslation
+
+    # Above the figure's top edge, lifted by more than the box padding, so it never covers a
+    # title; bbox_inches="tight" grows the saved PNG to include it.
+    lift = ScaledTranslation(0, 6 / 72, fig.dpi_scale_trans)
     fig.text(
         0.5,
         1.0,
         UNTRAINED_TEXT.format(", ".join(random)),
         ha="center",
+        va="bottom",
         color="white",
-        backgroundcolor=UNTRAINED_COLOR,
         weight="bold",
         fontsize=MIN_FONT_PT + 1,
-        va="bottom",
+        bbox={"facecolor": UNTRAINED_COLOR, "edgecolor": "none", "pad": 3},
+        transform=fig.transFigure + lift,
     )
     fig._reconlab_untrained = True
     return True
@@ -119,7 +125,7 @@ def log_axis(ax, axis: str = "x", base: int = 10) -> None:
 def _drawn_texts(fig) -> list:
     """The Text artists that are drawn: visible, non-empty, on a shown axis."""
     texts = [t for t in fig.texts]
-    if fig._suptitle is not None:
+    if fig._suptitle is not None and fig._suptitle not in texts:
         texts.append(fig._suptitle)
     for ax in fig.axes:
         if not ax.get_visible():
@@ -160,6 +166,24 @@ def _overlaps(labels: list, renderer) -> list[str]:
     return bad
 
 
+def _overlapping_text(fig, renderer) -> list[str]:
+    """Figure-level texts (banner, suptitle, headers) and axes titles that cover each other."""
+    texts = [*fig.texts]
+    if fig._suptitle is not None and fig._suptitle not in texts:
+        texts.append(fig._suptitle)
+    texts += [ax.title for ax in fig.axes if ax.get_visible()]
+    texts = [t for t in dict.fromkeys(texts) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text()[:30], t.get_window_extent(renderer)) for t in texts]
+    bad = []
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1 :]:
+            if box_a.overlaps(box_b):
+                inter = box_a.intersection(box_a, box_b)
+                if inter is not None and inter.width > 0.5 and inter.height > 0.5:
+                    bad.append(f"{a!r} / {b!r}")
+    return bad
+
+
 def _maps_without_colorbar(fig) -> list[str]:
     """Scalar maps (imshow of a 2-D array) whose colour scale no colorbar explains."""
     images = [im for ax in fig.axes for im in ax.images]
@@ -183,7 +207,8 @@ def audit(fig) -> dict[str, Any]:
     """Measure the drawn figure: smallest font, overlapping tick labels, unexplained maps.
 
     Returns ``{"dpi", "size_in": [w, h], "min_font_pt", "small_text": [...],
-    "overlapping_ticks": [...], "maps_without_colorbar": [...], "untrained_marker": bool}``;
+    "overlapping_ticks": [...], "overlapping_text": [...], "maps_without_colorbar": [...],
+    "untrained_marker": bool}``;
     the lists are empty for a figure that meets the standard.
     """
     fig.canvas.draw()
@@ -203,6 +228,7 @@ def audit(fig) -> dict[str, Any]:
         "min_font_pt": min(sizes) if sizes else None,
         "small_text": small,
         "overlapping_ticks": overlapping,
+        "overlapping_text": _overlapping_text(fig, renderer),
         "maps_without_colorbar": _maps_without_colorbar(fig),
         "untrained_marker": bool(getattr(fig, "_reconlab_untrained", False)),
     }

@@ -17,6 +17,8 @@ from PIL import Image
 from reconlab.figures import integer_ticks, log_axis, pyplot, save_figure
 from reconlab.io import atomic_path
 
+GRID_ROWS = 4
+
 
 def _hwc(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) uint8 tensor -> (H, W, 3) numpy array."""
@@ -58,11 +60,13 @@ def comparison_grid(
     title: str,
     untrained: bool = False,
 ) -> None:
-    """One row per test image: target, decoder, bicubic thumbnail, mean image."""
+    """One row per test image (the first :data:`GRID_ROWS`): target, decoder, bicubic
+    thumbnail, mean image. Every sample is also saved alone (``samples/``) for the report's
+    viewer, so the grid stays a few MB even at 224 px inputs."""
     columns = [("target", "target"), ("pred", "decoder"), ("bicubic", "bicubic thumbnail"),
                ("mean", "mean train image")]  # fmt: skip
-    n = len(samples["target"])
-    fig, axes = _figure(max(n, 1), len(columns), cell=2.4)
+    n = min(len(samples["target"]), GRID_ROWS)
+    fig, axes = _figure(max(n, 1), len(columns), cell=1.9)
     for r in range(n):
         for c, (key, label) in enumerate(columns):
             axes[r, c].imshow(_hwc(samples[key][r]))

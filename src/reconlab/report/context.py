@@ -51,9 +51,30 @@ def render(template: str, **values: Any) -> str:
 
 
 def data_uri(path: Path | str) -> str:
+    """The file as a data URI; a PNG is re-encoded as lossless WebP when that is smaller
+    (identical pixels, 20-60 % fewer bytes: the report stays small at the default scale)."""
     path = Path(path)
+    data = path.read_bytes()
     mime = MIME.get(path.suffix.lower(), "application/octet-stream")
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+    if mime == "image/png":
+        webp = lossless_webp(path)
+        if len(webp) < len(data):
+            mime, data = "image/webp", webp
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def lossless_webp(source: Any) -> bytes:
+    """A file path or PIL image as lossless WebP bytes (RGB or RGBA kept)."""
+    import io
+
+    from PIL import Image
+
+    im = source if isinstance(source, Image.Image) else Image.open(source)
+    if im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    buf = io.BytesIO()
+    im.save(buf, format="WEBP", lossless=True, method=4)
+    return buf.getvalue()
 
 
 @dataclass(frozen=True)

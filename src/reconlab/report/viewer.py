@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from reconlab.report.context import data_uri
+from reconlab.report.context import data_uri, lossless_webp
 
 SPARSE_SCALE = 1  # fields are shown with CSS pixelated upscaling; PNGs stay 32x32
+MAX_SIDE = 256  # larger images are shown as their centre crop of this size (PSNR: whole image)
 
 
 class Assets:
@@ -45,7 +46,18 @@ class Assets:
         return key
 
     def add_file(self, path: Path) -> str:
-        return self.add_uri(data_uri(path))
+        """An image file, decoded; above :data:`MAX_SIDE` px its centre crop; lossless WebP."""
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if max(im.size) <= MAX_SIDE:
+                return self.add_uri(data_uri(path))
+            w, h = im.size
+            left, top = max(0, (w - MAX_SIDE) // 2), max(0, (h - MAX_SIDE) // 2)
+            crop = im.convert("RGB").crop(
+                (left, top, left + min(w, MAX_SIDE), top + min(h, MAX_SIDE))
+            )
+        return self.add_uri("data:image/webp;base64," + _b64(lossless_webp(crop)))
 
     def add_png(self, array: np.ndarray) -> str:
         from PIL import Image
@@ -118,7 +130,9 @@ def tokenizer_group(results: Path, variants: list[str], limit: int, assets: Asse
     for entry in jpeg["images"][:limit]:
         label = entry["image"]
         target = assets.add_file(root / "jpeg" / "images" / entry["target"])
-        tiles = [_tile("target", target, note=f"{jpeg['resolution']} px")]
+        res = jpeg["resolution"]
+        crop = f"{res} px, centre {MAX_SIDE} px shown" if res > MAX_SIDE else f"{res} px"
+        tiles = [_tile("target", target, note=crop)]
         nearest: dict[int, list[str]] = {}
         for v, rows in recon.items():
             r = rows.get(label)
