@@ -160,3 +160,22 @@ def test_manifests_of_another_configuration_are_removed(tmp_path):
     assert [Path(p).name for p in first.values()] == ["features.backbones.a.weights.tsv"]
     input_manifests({"data": {"source": "skimage"}}, out_dir=out, cache_path=None)
     assert sorted(p.name for p in out.iterdir()) == ["data.source.tsv"]
+
+
+@pytest.mark.slow
+def test_sparse_resume_fingerprint_carries_the_code_hash(tmp_path):
+    """The sparse trainer's checkpoint key holds module_code of its closure (one mechanism)."""
+    import numpy as np
+    from test_sparse_techniques import tiny_cfg
+
+    from reconlab.checkpoint import load_checkpoint
+    from reconlab.sparse.train import train_cell
+
+    cfg = tiny_cfg()
+    cfg["train"]["checkpoint_every"] = 2
+    fields = np.random.default_rng(0).random((6, 32, 32), dtype=np.float32)
+    ckpt = tmp_path / "last.pt"
+    train_cell(cfg, fields, seed=0, log=lambda s: None, checkpoint=ckpt)
+    code = provenance.module_code("reconlab.sparse.train")
+    assert load_checkpoint(ckpt, cfg | {"seed": 0, "code": code}) is not None
+    assert load_checkpoint(ckpt, cfg | {"seed": 0, "code": "edited"}) is None

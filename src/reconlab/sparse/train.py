@@ -60,6 +60,7 @@ def train_cell(
     With ``checkpoint``, state is saved every ``train.checkpoint_every`` steps and resumed.
     """
     from reconlab.checkpoint import load_checkpoint, save_checkpoint
+    from reconlab.provenance import module_code
     from reconlab.runtime import compute_record, precision_for, resolve_device
 
     tech = cfg["techniques"]
@@ -80,7 +81,10 @@ def train_cell(
     history = {"step": [], "loss": []}
     compute = compute_record(precision)
     start = 0
-    if checkpoint is not None and (state := load_checkpoint(checkpoint, cfg | {"seed": seed})):
+    # A checkpoint resumes only with the same params, seed and training code (the import
+    # closure of this module, the same hash mechanism the Snakemake rules use).
+    key = cfg | {"seed": seed, "code": module_code(__name__)}
+    if checkpoint is not None and (state := load_checkpoint(checkpoint, key)):
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         if ema is not None:
@@ -132,7 +136,7 @@ def train_cell(
             save_checkpoint(
                 checkpoint,
                 {
-                    "config": cfg | {"seed": seed},
+                    "config": key,
                     "model": model.state_dict(),
                     "opt": opt.state_dict(),
                     "ema": ema.state_dict() if ema is not None else None,
