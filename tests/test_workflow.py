@@ -300,6 +300,9 @@ def test_every_entry_point_takes_the_same_overlays(smoke_project, tmp_path):
     for command in ("sync", "record"):
         help_text = run([str(BIN / "reconlab"), command, "--help"], p).stdout
         assert "--configfile YAML [YAML ...]" in help_text and "--config-name NAME" in help_text
+    old_form = [str(BIN / "reconlab"), "sync", "--", "--configfile", "config/smoke.yaml"]
+    proc = run(old_form, p, check=False)
+    assert proc.returncode == 1 and "overlays go before `--`" in proc.stderr
     bad = run([str(BIN / "reconlab"), "make-fields", "--config-name", "nope"], p, check=False)
     assert bad.returncode == 1
     assert "config_name: 'nope' is not in config/configurations.yaml" in bad.stderr

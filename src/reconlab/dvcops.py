@@ -142,6 +142,11 @@ def _configuration(args: argparse.Namespace) -> tuple[str, list[str]]:
 def _sync(args: argparse.Namespace) -> int:
     _, overlays = _configuration(args)
     extra = [a for a in args.snakemake_args if a != "--"]
+    if any(a in ("--configfile", "--configfiles") for a in extra):
+        raise ValueError(
+            "overlays go before `--`, as for every command: "
+            "`reconlab sync --configfile a.yaml b.yaml` or `--config-name NAME`"
+        )
     sync(overlays, extra, args.remote, args.config)
     print("sync: artifacts pulled and marked up to date; `snakemake -n` has nothing to do")
     return 0
