@@ -60,6 +60,7 @@ def test_round_trip_with_overlays_then_metrics_diff_of_the_baseline(smoke_copy, 
     ).read_bytes()
     assert rerun_set(clone, *SMOKE) == set()
     assert json.loads(_dvc(clone, "status", "--json").stdout) == {}
+    assert "didn't change, skipping" in _dvc(clone, "repro").stdout
     assert _metrics(clone) == baseline
 
     # A clone whose params no longer match dvc.lock: sync refuses before touching anything.
