@@ -17,7 +17,7 @@ from reconlab.features.cache import FeatureCache
 from reconlab.features.extract import FeatureExtractor
 from reconlab.features.images import load_image_tensor
 from reconlab.features.summary import features_metrics, summarize_caches
-from reconlab.io import sha256_file, write_csv, write_json
+from reconlab.io import sha256_bytes, sha256_file, write_csv, write_json
 from reconlab.report.context import ReportContext
 from reconlab.report.sections import features as report_section
 
@@ -105,6 +105,21 @@ def test_cache_holds_the_backbone_tokens_of_every_image_in_manifest_order(prepar
     assert "untrained backbone (random:0)" in html and '<td class="text">2x3</td>' in html
 
 
+def break_crop(prepared, rel: str, data: bytes):
+    """Overwrite crop ``rel`` with ``data`` and list those bytes in the manifest (as if it broke
+    when prepared): the run passes the manifest check and dies decoding it. Returns an undo."""
+    path, manifest = prepared / rel, prepared / "manifest.csv"
+    good, listed = path.read_bytes(), manifest.read_text()
+    path.write_bytes(data)
+    manifest.write_text(listed.replace(sha256_bytes(good), sha256_bytes(data)))
+
+    def undo() -> None:
+        path.write_bytes(good)
+        manifest.write_text(listed)
+
+    return undo
+
+
 def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(
     prepared, tmp_path, capsys
 ):
@@ -112,7 +127,7 @@ def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(
     work = tmp_path / "features" / ".v2.partial"
     bad = prepared / "images/train/img_003.png"  # in train shard 1
     good_bytes = bad.read_bytes()
-    bad.write_bytes(good_bytes[:50])  # truncated: the run dies after shard 0
+    undo = break_crop(prepared, "images/train/img_003.png", good_bytes[:50])  # dies after shard 0
     with pytest.raises(ValueError, match="img_003.png"):
         cache_features(section(), "v2", prepared, out, progress_bar=False, **TINY)
     assert not out.exists()  # nothing that looks like a finished cache
@@ -120,7 +135,7 @@ def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(
     assert shard0.exists() and not (work / "train" / "shard_00001.safetensors").exists()
     stat0 = shard0.stat()
 
-    bad.write_bytes(good_bytes)
+    undo()
     stray = work / "train" / ".shard_00001.safetensors.x1y2.tmp"  # as a kill -9 mid-write leaves
     stray.write_bytes(b"\0" * 100)
     cache_features(section(), "v2", prepared, out, progress_bar=False, **TINY)
@@ -140,14 +155,14 @@ def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(
     )
 
     # A corrupted shard left by a killed run is detected and recomputed, never reused.
-    bad.write_bytes(good_bytes[:50])
+    undo = break_crop(prepared, "images/train/img_003.png", good_bytes[:50])
     with pytest.raises(ValueError):
         cache_features(section(), "v2", prepared, out, progress_bar=False, **TINY)
     assert out.exists()  # the earlier good cache survives a failed rerun
     data = bytearray(shard0.read_bytes())
     data[-3] ^= 0xFF
     shard0.write_bytes(bytes(data))
-    bad.write_bytes(good_bytes)
+    undo()
     capsys.readouterr()
     cache_features(section(), "v2", prepared, out, progress_bar=False, **TINY)
     assert (
@@ -159,12 +174,10 @@ def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(
 
 def test_changed_settings_never_reuse_old_shards(prepared, tmp_path):
     out = tmp_path / "features" / "v2"
-    bad = prepared / "images/val/img_001.png"
-    good_bytes = bad.read_bytes()
-    bad.write_bytes(b"not an image")
+    undo = break_crop(prepared, "images/val/img_001.png", b"not an image")
     with pytest.raises(ValueError):
         cache_features(section(), "v2", prepared, out, progress_bar=False, **TINY)
-    bad.write_bytes(good_bytes)
+    undo()
     index = cache_features(section(dtype="bf16"), "v2", prepared, out, progress_bar=False, **TINY)
     cache = FeatureCache.open(out, expect={"dtype": "bf16"})
     assert index["dtype"] == "bf16" and cache.split("train").patch.dtype == torch.bfloat16
