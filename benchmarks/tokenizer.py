@@ -8,7 +8,10 @@ the weights; the seam PSNR delta is then measured on an untrained decoder.
 The untiled path is the plain approach (whole image through encoder and decoder); tiled uses
 ``tiling.py``. Peak memory: CPU RSS growth over a trimmed baseline (psutil sampling), or CUDA
 max allocated. Ratios are in-process, so the shared machine's load affects both sides alike.
+Round trips run under the pipeline's ``tokenizer.precision`` (default ``auto``, resolved for conv
+ops by :mod:`reconlab.runtime`), as ``reconlab tokenizer-evaluate`` runs them.
 Ends with: RESULT peak_mem_ratio_4096_vs_1024=<x> seam_psnr_delta_db=<y> decode_img_s_512=<z>
+precision=<resolved> capability=<CPU class or GPU>
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from roofline import result_suffix
 
 from reconlab.config import load_params
 from reconlab.evaluation.image_metrics import per_image_metrics
-from reconlab.runtime import resolve_device, set_threads
+from reconlab.runtime import compute_record, precision_for, resolve_device, set_threads
 from reconlab.tokenizer.evaluate import round_trip, square_resize
 from reconlab.tokenizer.jpeg import to_tensor
 from reconlab.tokenizer.memory import PeakMemory
@@ -50,11 +54,12 @@ def photo(res: int) -> torch.Tensor:
     return to_tensor([square_resize(skimage.data.astronaut(), res)[0]])
 
 
-def measure(model, res: int, tiled: bool, tile: int, overlap: int, device) -> dict:
+def measure(model, res: int, tiled: bool, tile: int, overlap: int, device, precision) -> dict:
     x = photo(res).to(device)
     image_mb = 2 * x.numel() * 4 / 2**20  # input + output float images
-    round_trip(model, photo(2 * tile).to(device), tiled, tile, overlap)  # warm-up
-    with PeakMemory(device) as mem:
+    with precision.autocast():
+        round_trip(model, photo(2 * tile).to(device), tiled, tile, overlap)  # warm-up
+    with PeakMemory(device) as mem, precision.autocast():
         indices, recon, t_enc, t_dec = round_trip(model, x, tiled, tile, overlap)
     psnr = float(per_image_metrics(recon, x)["psnr"][0])
     del recon, indices
@@ -77,8 +82,10 @@ def main() -> None:
     threads = set_threads() if device.type == "cpu" else None
     model, weights = build(args, params)
     model = model.to(device)
+    precision = precision_for(device, params["tokenizer"]["precision"], kind="conv")
     print(
         f"model {model.spec.name} ({weights}), device {device}, threads {threads}, "
+        f"precision {precision.name} ({precision.reason}), "
         f"tile {args.tile} overlap {args.overlap}"
     )
     header = f"{'res':>5} {'mode':>7} {'enc img/s':>10} {'dec img/s':>10} {'peak MiB':>9} {'-images':>8} {'PSNR':>7}"
@@ -89,7 +96,7 @@ def main() -> None:
             if not tiled and res > args.max_untiled:
                 print(f"{res:>5} {'untiled':>7} skipped (> --max-untiled {args.max_untiled})")
                 continue
-            r = measure(model, res, tiled, args.tile, args.overlap, device)
+            r = measure(model, res, tiled, args.tile, args.overlap, device, precision)
             rows.append(r)
             print(
                 f"{res:>5} {'tiled' if tiled else 'untiled':>7} {r['encode_img_s']:>10.3g} "
@@ -125,7 +132,7 @@ def main() -> None:
     dec512 = get(512, False)["decode_img_s"] if get(512, False) else float("nan")
     print(
         f"RESULT peak_mem_ratio_4096_vs_1024={ratio:.3f} seam_psnr_delta_db={seam_delta:.4f} "
-        f"decode_img_s_512={dec512:.3f}"
+        f"decode_img_s_512={dec512:.3f} {result_suffix(compute_record(precision))}"
     )
     np.seterr(all="ignore")
 
