@@ -276,7 +276,8 @@ def test_truncated_weights_file_names_the_file(cached, capsys, tmp_path):
 
     model = timm.create_model("vit_small_patch14_dinov2.lvd142m", pretrained=False, img_size=28)
     path = tmp_path / "dinov2.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    first = dict(list(model.state_dict().items())[:4])  # a few real tensors keep the file small
+    save_file({k: v.contiguous() for k, v in first.items()}, str(path))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     before = tree_bytes(cached / "cache")
     rc, err = _cache_with(capsys, cached, {**BACKBONE, "weights": str(path)})
