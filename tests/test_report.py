@@ -222,3 +222,20 @@ def test_tokenizer_tiles_pick_the_jpeg_nearest_in_bpp_and_crop_large_images(tmp_
     assert _decode(
         viewer_data(tmp_path / "results", [], ["f8-K16"], 12)["assets"][tiles[1]["img"]]
     ).shape == (256, 256, 3)
+
+
+def test_figures_are_inlined_compactly_and_small_ones_losslessly(tmp_path):
+    from skimage import data as images
+
+    from reconlab.report.context import LOSSY_FIGURE_BYTES, figure
+
+    photo = Image.fromarray(images.astronaut()).resize((1400, 1400))
+    photo.save(tmp_path / "grid.png")  # a photo grid at 2x: megabytes as PNG
+    assert (tmp_path / "grid.png").stat().st_size > 4 * LOSSY_FIGURE_BYTES
+    big = figure(tmp_path / "grid.png", "grid")
+    assert big.src.startswith("data:image/webp;base64,") and big.width == 1400
+    assert len(big.src) * 3 / 4 < (tmp_path / "grid.png").stat().st_size / 3
+    assert _decode(big.src).shape == (1400, 1400, 3)
+    _png(tmp_path / "chart.png", 42, size=64)  # small: lossless, pixels identical
+    assert (_decode(figure(tmp_path / "chart.png").src) == 42).all()
+    assert figure(tmp_path / "nope.png", "gone").missing.endswith("nope.png")

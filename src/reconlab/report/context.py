@@ -50,21 +50,32 @@ def render(template: str, **values: Any) -> str:
     return environment().get_template(template).render(**values)
 
 
-def data_uri(path: Path | str) -> str:
-    """The file as a data URI; a PNG is re-encoded as lossless WebP when that is smaller
-    (identical pixels, 20-60 % fewer bytes: the report stays small at the default scale)."""
+# A figure whose lossless encoding is larger than this is inlined as WebP at quality 90, when
+# smaller: photo grids at 2x resolution shrink ~5x and their text stays sharp. The exact pixels
+# stay in results/, and the viewer's tiles are always lossless (its |error| view needs them).
+LOSSY_FIGURE_BYTES = 300_000
+
+
+def data_uri(path: Path | str, lossy_above: int | None = None) -> str:
+    """The file as a data URI. A PNG is re-encoded as lossless WebP when that is smaller
+    (identical pixels, 20-60 % fewer bytes); with ``lossy_above``, a result still larger than
+    that many bytes becomes WebP quality 90 (figures only)."""
     path = Path(path)
     data = path.read_bytes()
     mime = MIME.get(path.suffix.lower(), "application/octet-stream")
     if mime == "image/png":
-        webp = lossless_webp(path)
+        webp = webp_bytes(path)
         if len(webp) < len(data):
             mime, data = "image/webp", webp
+        if lossy_above is not None and len(data) > lossy_above:
+            lossy = webp_bytes(path, quality=90)
+            if len(lossy) < len(data):
+                mime, data = "image/webp", lossy
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def lossless_webp(source: Any) -> bytes:
-    """A file path or PIL image as lossless WebP bytes (RGB or RGBA kept)."""
+def webp_bytes(source: Any, quality: int | None = None) -> bytes:
+    """A file path or PIL image as WebP bytes: lossless, or lossy at ``quality`` (1-100)."""
     import io
 
     from PIL import Image
@@ -73,8 +84,16 @@ def lossless_webp(source: Any) -> bytes:
     if im.mode not in ("RGB", "RGBA"):
         im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
     buf = io.BytesIO()
-    im.save(buf, format="WEBP", lossless=True, method=4)
+    if quality is None:
+        im.save(buf, format="WEBP", lossless=True, method=4)
+    else:
+        im.save(buf, format="WEBP", quality=quality, method=4)
     return buf.getvalue()
+
+
+def lossless_webp(source: Any) -> bytes:
+    """:func:`webp_bytes`, lossless (identical pixels)."""
+    return webp_bytes(source)
 
 
 @dataclass(frozen=True)
@@ -98,7 +117,7 @@ def figure(path: Path | str, caption: str = "") -> Figure:
 
         with Image.open(path) as im:
             width = im.width // 2 if read_audit(path) else im.width
-    return Figure(caption, data_uri(path), width)
+    return Figure(caption, data_uri(path, lossy_above=LOSSY_FIGURE_BYTES), width)
 
 
 def is_untrained(weights: Any) -> bool:
