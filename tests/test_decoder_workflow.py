@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import SMOKE, metrics_file, planned_jobs, run, snakemake
 
 # Two of the offline backbones (one patch-14, one patch-16) keep this test short; the decoder
@@ -32,7 +33,12 @@ def test_smoke_pipeline_trains_evaluates_and_reruns_only_the_decoder(project):
     snakemake(project, "summarize_decoder", *smoke)
 
     small = json.loads(metrics_file(project, "decoder", *smoke).read_text())
-    assert sorted(small) == sorted([*BACKBONES, "run"])
+    assert sorted(small) == sorted([*BACKBONES, "compute", "run"])
+    # where and how it ran: the precision auto resolved to on this machine, one block for all
+    from reconlab.runtime import compute_record, precision_for
+
+    here = compute_record(precision_for(torch.device("cpu"), "auto", kind="conv"))
+    assert small["compute"] == {k: here[k] for k in ("device", "precision", "cpu_capability", "torch")}
     for backbone in BACKBONES:
         folder = project / "results/decoder" / backbone
         m = json.loads((folder / "metrics.json").read_text())

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from reconlab.features.cache import FeatureCache
@@ -50,6 +51,12 @@ def test_rule_caches_and_reruns_only_the_edited_backbone(tmp_path):
     assert [b["backbone_id"] for b in summary["backbones"]] == ["reg"]
     metrics = json.loads(next(tmp_path.glob("results/metrics/*/features.json")).read_text())
     assert metrics["reg"]["untrained"] is True and metrics["reg"]["tokens_per_image"] == 16
+    # the precision `auto` resolved to for the ViT (linear ops) on this machine, recorded twice
+    from reconlab.runtime import compute_record, precision_for
+
+    here = compute_record(precision_for(torch.device("cpu"), "auto", kind="linear"))
+    assert cache.index["precision"] == here["precision"] == metrics["compute"]["precision"]
+    assert metrics["compute"]["cpu_capability"] == here["cpu_capability"]
 
     assert "Nothing to be done" in snakemake(tmp_path, [REG], "-n")
     # Adding another backbone schedules only its own cache (and the summary).

@@ -167,3 +167,17 @@ def test_capped_dispatch_resolves_auto_to_fp32_in_a_fresh_process():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "fp32 | CPU AVX2 has no native bf16"
+
+
+def test_a_metrics_file_says_when_its_units_ran_differently():
+    from reconlab.provenance import summarize_compute
+
+    a = {"device": "cpu", "precision": "bf16", "cpu_capability": "AVX512+BF16", "torch": "2.9"}
+    assert summarize_compute([a, dict(a)]) == a
+    mixed = summarize_compute([a, dict(a, precision="fp32"), {"psnr": 1.0}])
+    assert mixed == {
+        "device": "cpu, unknown".join(("mixed: ", "")),
+        "precision": "mixed: bf16, fp32, unknown",
+        "cpu_capability": "mixed: AVX512+BF16, unknown",
+        "torch": "mixed: 2.9, unknown",
+    }

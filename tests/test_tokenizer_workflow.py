@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 from conftest import SMOKE, metrics_file, planned_jobs, snakemake
 
@@ -30,6 +31,10 @@ def test_tokenizer_rules_run_and_rerun_by_content(project):
     metrics = json.loads(metrics_file(p, "tokenizer", *SMOKE).read_text())
     smoke = yaml.safe_load((p / "config/smoke.yaml").read_text())["tokenizer"]
     assert set(metrics["variants"]) == {v.replace(".", "_") for v in smoke["variants"]}
+    from reconlab.runtime import compute_record, precision_for
+
+    here = compute_record(precision_for(torch.device("cpu"), "auto", kind="conv"))
+    assert metrics["compute"] == {k: here[k] for k in ("device", "precision", "cpu_capability", "torch")}
     for variant in smoke["variants"]:
         for res in smoke["eval"]["resolutions"]:
             assert (p / f"results/tokenizer/{variant}/eval_{res}.json").exists()

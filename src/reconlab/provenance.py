@@ -526,3 +526,26 @@ def publish_metrics(config_name: str, cwd: str | Path = ".") -> list[str]:
         os.replace(tmp, dest)
         written.append(str(dest.relative_to(cwd)))
     return written
+
+
+# --- where and how a study's numbers were computed (decision 9) ------------------------------
+
+COMPUTE_KEYS = ("device", "precision", "cpu_capability", "torch")
+
+
+def summarize_compute(records: Iterable[Mapping]) -> dict:
+    """One ``compute`` block for a metrics file from its units' result JSONs.
+
+    Each record is a result JSON holding :func:`reconlab.runtime.compute_record`'s keys (a
+    backbone's cache index, a decoder's metrics, a tokenizer evaluation, a sparse cell). A key on
+    which the units agree keeps its value; one on which they differ becomes ``"mixed: a, b"``, so
+    ``dvc metrics diff`` shows a change of precision or machine class beside the numbers it
+    moved. Records without the keys (results from before they were recorded) count as
+    ``"unknown"``. Torch-free: summaries run without importing torch.
+    """
+    block = {}
+    records = list(records)
+    for key in COMPUTE_KEYS:
+        values = sorted({str(r.get(key, "unknown")) for r in records})
+        block[key] = values[0] if len(values) == 1 else "mixed: " + ", ".join(values)
+    return block

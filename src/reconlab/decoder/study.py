@@ -30,7 +30,7 @@ from reconlab.io import (
     write_csv,
     write_json,
 )
-from reconlab.provenance import command_code
+from reconlab.provenance import command_code, summarize_compute
 from reconlab.runtime import compute_record, precision_for, resolve_device
 
 MODEL_FILE = "model.safetensors"
@@ -219,5 +219,6 @@ def summarize_study(metric_files: list[Path], metrics_out: Path, table_out: Path
         rows.append(row)
     write_csv(table_out, rows, list(rows[0]) if rows else ["backbone"])
     small = {r["backbone"]: {k: round(float(r[k]), 4) for k in SUMMARY_KEYS} for r in rows}
+    small["compute"] = summarize_compute(read_json(path) for path in metric_files)
     write_json(metrics_out, small)
     return rows

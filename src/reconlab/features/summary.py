@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reconlab.features.cache import FeatureCache
+from reconlab.provenance import COMPUTE_KEYS
 
 
 def summarize_caches(roots: Sequence[Path]) -> list[dict[str, Any]]:
@@ -31,6 +32,7 @@ def summarize_caches(roots: Sequence[Path]) -> list[dict[str, Any]]:
             "embed_dim": i["embed_dim"],
             "num_prefix_tokens": i["num_prefix_tokens"],
             "layers": i["layers"],
+            **{k: i.get(k, "unknown") for k in COMPUTE_KEYS},
             "count": {},
             "shards": 0,
         }
@@ -44,8 +46,11 @@ def summarize_caches(roots: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def features_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Scalars only, per backbone: image count per split, grid cells, embedding width."""
-    return {
+    """Scalars only, per backbone: image count per split, grid cells, embedding width; and one
+    ``compute`` block (device, resolved precision, CPU class, torch) over the caches."""
+    from reconlab.provenance import summarize_compute
+
+    metrics: dict[str, Any] = {
         r["backbone_id"]: {
             "untrained": r["untrained"],
             "tokens_per_image": r["grid"][0] * r["grid"][1],
@@ -54,3 +59,5 @@ def features_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         }
         for r in rows
     }
+    metrics["compute"] = summarize_compute(rows)
+    return metrics

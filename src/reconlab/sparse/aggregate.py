@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from reconlab.io import read_json, write_csv, write_json
+from reconlab.provenance import summarize_compute
 from reconlab.sparse.grid import ABLATION, BASELINE, cell_techniques, score_cells, technique_ranking
 
 _METRICS = ("psnr", "psnr_unclamped", "mse", "mae", "corr")
@@ -184,5 +185,6 @@ def aggregate(
     }
     metrics["best_psnr_sinusoid"] = best_by_family.get("sinusoid")
     metrics["best_baseline_psnr_sinusoid"] = summary["best_baseline_psnr_by_family"].get("sinusoid")
+    metrics["compute"] = summarize_compute(r for runs in results.values() for r in runs)
     write_json(metrics_out, metrics)
     return summary

@@ -7,12 +7,16 @@ at small sizes the ~0.6 kB header is a visible part of the lowest-quality files.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
-from reconlab.evaluation.image_metrics import count_capped, per_image_metrics
+if TYPE_CHECKING:
+    import torch
+
+# torch and torchmetrics (about 4 s of imports per process) load inside the functions that
+# compute: `reconlab tokenizer-summarize` only reads JPEG rows and must stay light.
 
 
 def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
@@ -28,11 +32,15 @@ def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
 
 def to_tensor(rgbs: list[np.ndarray]) -> torch.Tensor:
     """(H, W, 3) uint8 images of one size -> (B, 3, H, W) float in [0, 1]."""
+    import torch
+
     return torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).float() / 255
 
 
 def jpeg_curve(images: list[np.ndarray], qualities: list[int]) -> list[dict]:
     """One row per quality: mean bpp, PSNR and SSIM over ``images`` (all one size)."""
+    from reconlab.evaluation.image_metrics import count_capped, per_image_metrics
+
     target = to_tensor(images)
     pixels = images[0].shape[0] * images[0].shape[1]
     rows = []

@@ -14,6 +14,7 @@ from pathlib import Path
 from reconlab.config import TokenizerConfig
 from reconlab.figures import log_axis, pyplot, save_figure
 from reconlab.io import read_csv, read_json, write_csv, write_json
+from reconlab.provenance import summarize_compute
 from reconlab.tokenizer.jpeg import compare_to_jpeg
 
 SUMMARY_COLUMNS = (
@@ -152,5 +153,10 @@ def summarize_tokenizer(
         if train_log.exists():  # usage over the whole train split, at the end of training
             final = read_json(train_log)["final"]["train"]
             out["variants"][key]["codebook_usage_train"] = round(final["codebook_usage"], 2)
+    out["compute"] = summarize_compute(
+        read_json(results / v / f"eval_{res}.json")
+        for v in cfg.variants
+        for res in cfg.eval["resolutions"]
+    )
     write_json(metrics, out)
     return out
