@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BIN, SMOKE, copy_project, project_env
+from conftest import BIN, SMOKE, copy_project, project_env, snakemake
 from PIL import Image
 from reliability_files import (
     BACKBONE,
@@ -27,6 +27,7 @@ from reliability_files import (
     good_folder,
     make_feature_cache,
     photo,
+    png_claiming,
     tree_bytes,
 )
 
@@ -394,3 +395,26 @@ def test_two_snakemake_runs_at_once_the_second_stops_with_a_clear_message(tmp_pa
     assert "Directory cannot be locked" in second.stdout + second.stderr
     rows = read_csv(project / "data" / "prepared" / "manifest.csv")
     assert rows and all((project / "data" / "prepared" / r["file"]).is_file() for r in rows)
+
+
+@pytest.mark.slow
+def test_snakemake_on_a_folder_of_awkward_files_records_every_skip(project, tmp_path):
+    """The whole data stage through Snakemake (DAG build included: input manifests hash the
+    folder) on odd names, a symlink loop, a directory cycle and a decompression bomb."""
+    src = good_folder(tmp_path / "photos", n=4)
+    Image.fromarray(photo(30)).save(src / os.fsdecode(b"caf\xe9.png"))
+    os.symlink("loop.png", src / "loop.png")
+    (src / "sub").mkdir()
+    os.symlink("..", src / "sub" / "up")
+    (src / "bomb.png").write_bytes(png_claiming(20000, 20000))
+    overlay = project / "config" / "awkward.yaml"
+    overlay.write_text(f"data: {{source: {json.dumps(str(src))}}}\n")
+    snakemake(project, "data/prepared/manifest.csv", *SMOKE, "config/awkward.yaml")
+    prepared = project / "data" / "prepared"
+    rejected = {r["file"]: r["reason"] for r in read_csv(prepared / "rejected.csv")}
+    assert set(rejected) == {"bomb.png", "loop.png"}
+    assert rejected["loop.png"] == "unreadable file (Too many levels of symbolic links)"
+    sources = {r["source"] for r in read_csv(prepared / "manifest.csv")}
+    assert sources == {"caf\\xe9.png", "good0.png", "good1.png", "good2.png", "good3.png"}
+    listing = (project / "data" / "inputs" / "data.source.tsv").read_text(encoding="utf-8")
+    assert "caf\\xe9.png\t" in listing and "loop.png\t-\tunreadable" in listing

@@ -22,9 +22,12 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from reconlab.io import name_text
 
 # String values of path-like keys that name no file.
 KEYWORDS = frozenset({"pretrained", "random", "none", "skimage"})
@@ -62,10 +65,12 @@ def external_paths(section: Mapping[str, Any], prefix: str) -> dict[str, str]:
     return found
 
 
-def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
+def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result | None]]:
     """(relative path, path, stat) of every file below ``root``; hidden names skipped.
 
     ``os.scandir`` with plain strings: a no-op over 10,000 files is a stat per file and no more.
+    Symlinked folders are not entered (as the image reader, so a symlink cycle ends here); a
+    symlink that leads nowhere (dangling, a loop) has stat None.
     """
     stack = [""]
     while stack:
@@ -75,10 +80,15 @@ def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
                 if e.name.startswith("."):
                     continue
                 sub = f"{rel}/{e.name}" if rel else e.name
-                if e.is_dir():
+                if e.is_dir(follow_symlinks=False):
                     stack.append(sub)
-                else:
-                    yield sub, e.path, e.stat()
+                    continue
+                try:
+                    st = e.stat()
+                except OSError:  # dangling symlink or symlink loop: listed, not hashed
+                    st = None
+                if st is None or not stat.S_ISDIR(st.st_mode):
+                    yield sub, e.path, st
 
 
 class HashCache:
@@ -136,7 +146,12 @@ def manifest_text(path: str | Path, cache: HashCache) -> str:
     else:
         files = sorted(_walk(str(root.resolve())), key=lambda f: f[0])
     for rel, full, st in files:
-        lines.append(f"{rel}\t{st.st_size}\t{cache.sha256(full, st)}")
+        name = name_text(rel)  # any name the file system allows, as lossless UTF-8 (io.name_text)
+        lines.append(
+            f"{name}\t-\tunreadable"
+            if st is None
+            else f"{name}\t{st.st_size}\t{cache.sha256(full, st)}"
+        )
     return "\n".join(lines) + "\n"
 
 
