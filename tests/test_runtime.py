@@ -176,7 +176,7 @@ def test_a_metrics_file_says_when_its_units_ran_differently():
     assert summarize_compute([a, dict(a)]) == a
     mixed = summarize_compute([a, dict(a, precision="fp32"), {"psnr": 1.0}])
     assert mixed == {
-        "device": "cpu, unknown".join(("mixed: ", "")),
+        "device": "mixed: cpu, unknown",
         "precision": "mixed: bf16, fp32, unknown",
         "cpu_capability": "mixed: AVX512+BF16, unknown",
         "torch": "mixed: 2.9, unknown",
