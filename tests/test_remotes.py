@@ -90,7 +90,7 @@ def record_push_clone_sync(repo: Path, clone: Path, local: Sequence[str] = ()) -
     pushed = re.search(r"(\d+) files? pushed", out.stdout + out.stderr)
     assert pushed, out.stdout + out.stderr
     run(["git", "clone", "-q", str(repo), str(clone)], clone.parent)
-    assert not (clone / "data").exists()
+    assert not (clone / "data/prepared").exists() and not (clone / "results").exists()
     if local:
         dvc(clone, "remote", "modify", "--local", *local)
     run([str(BIN / "reconlab"), "sync", "--config-name", "smoke"], clone)
