@@ -52,6 +52,8 @@ def test_compare_two_recorded_revisions(smoke_copy: Path, tmp_path: Path):
     n = int(re.search(r"(\d+) figures", printed).group(1))
     assert n >= 5 and len(figures) == 2 * n  # every figure of both revisions, side by side
     assert "not recorded" not in html and "<script" not in html  # offline, static
+    # the smoke configuration's own metrics, recorded by DVC, are compared too
+    assert re.search(r">results/metrics/smoke/decoder</td><td[^>]*>dinov2_s14\.psnr<", html)
 
     bad = run([*cmd[:4], "nope", "HEAD"], repo, check=False)
     assert bad.returncode == 1 and "'nope' is not a revision" in bad.stderr

@@ -2,8 +2,9 @@
 
 For each revision (any git revision: a commit, a tag, ``HEAD~1``, a branch):
 
-* headline metrics: every number of the git-tracked ``metrics/*.json`` (``git show REV:...``),
-  side by side with the difference, changed rows first;
+* headline metrics: every number of the git-tracked ``metrics/*.json`` (``git show REV:...``)
+  and of each recorded configuration's ``results/metrics/<name>/*.json`` (DVC), side by side
+  with the difference, changed rows first;
 * changed params: every key of ``params.yaml`` and ``config/*.yaml`` whose value differs,
   ``old -> new``;
 * figures: the study figures under ``results/`` as DVC recorded them at that revision
@@ -32,6 +33,7 @@ FIGURES = (
     "results/sparse/improvement_heatmap.png",
     "results/diagnostics/*/maps.png",
 )
+RECORDED_METRICS = ("results/metrics/*/*.json",)
 
 
 def git(project: Path, *args: str) -> str:
@@ -83,7 +85,7 @@ def metric_rows(a: dict[str, str], b: dict[str, str]) -> list[dict]:
             if not numbers:
                 continue
             delta = vb - va if len(numbers) == 2 and None not in (va, vb) else None
-            rows.append({"file": Path(name).stem, "metric": key, "a": va, "b": vb, "delta": delta,
+            rows.append({"file": name.removesuffix(".json"), "metric": key, "a": va, "b": vb, "delta": delta,
                          "changed": va != vb})  # fmt: skip
     return sorted(rows, key=lambda r: not r["changed"])
 
@@ -101,21 +103,36 @@ def param_changes(a: dict[str, str], b: dict[str, str]) -> list[dict]:
     return rows
 
 
-def figures_at(project: Path, commit: str) -> tuple[dict[str, bytes], str]:
-    """``({path: PNG bytes}, note)`` of the study figures DVC recorded at ``commit``."""
+def recorded_at(project: Path, commit: str, patterns: tuple[str, ...]) -> tuple[dict, str]:
+    """``({path: bytes}, note)`` of the DVC-tracked files matching ``patterns`` at ``commit``."""
     try:
         from dvc.api import DVCFileSystem
 
         fs = DVCFileSystem(str(project), rev=commit)
         found: dict[str, bytes] = {}
-        for pattern in FIGURES:
+        for pattern in patterns:
             for path in sorted(fs.glob(pattern)):
                 with fs.open(path, "rb") as f:
                     found[str(path).lstrip("/")] = f.read()
     except Exception as e:  # noqa: BLE001 - any DVC failure becomes a note on the page
-        return {}, f"figures not available ({type(e).__name__}: {str(e)[:200]})"
-    note = "" if found else "no figures recorded (run `reconlab record` before committing)"
+        return {}, f"not available ({type(e).__name__}: {str(e)[:200]})"
+    note = "" if found else "nothing recorded (run `reconlab record` before committing)"
     return found, note
+
+
+def figures_at(project: Path, commit: str) -> tuple[dict[str, bytes], str]:
+    """``({path: PNG bytes}, note)`` of the study figures DVC recorded at ``commit``."""
+    found, note = recorded_at(project, commit, FIGURES)
+    return found, note and f"figures {note}"
+
+
+def metrics_at(project: Path, commit: str) -> dict[str, str]:
+    """Every metrics JSON of ``commit``: git's ``metrics/`` (the baseline) and, when recorded,
+    each configuration's ``results/metrics/<name>/`` from DVC."""
+    found = files_at(project, commit, "metrics", (".json",))
+    recorded, _ = recorded_at(project, commit, RECORDED_METRICS)
+    found.update({p: data.decode("utf-8") for p, data in recorded.items()})
+    return found
 
 
 def _uri(data: bytes | None) -> str | None:
@@ -132,8 +149,7 @@ def compare(project: Path, rev_a: str, rev_b: str, out: Path) -> dict:
 
     project = Path(project)
     a, b = resolve(project, rev_a), resolve(project, rev_b)
-    metrics = metric_rows(files_at(project, a, "metrics", (".json",)),
-                          files_at(project, b, "metrics", (".json",)))  # fmt: skip
+    metrics = metric_rows(metrics_at(project, a), metrics_at(project, b))
     params_a = {**files_at(project, a, "params.yaml", (".yaml",)),
                 **files_at(project, a, "config", (".yaml",))}  # fmt: skip
     params_b = {**files_at(project, b, "params.yaml", (".yaml",)),
@@ -150,7 +166,7 @@ def compare(project: Path, rev_a: str, rev_b: str, out: Path) -> dict:
         "compare.html.j2",
         rev_a=rev_a, rev_b=rev_b, commit_a=a, commit_b=b,
         built=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        metrics=records_table(metrics, labels, headline="delta"),
+        metrics=records_table(metrics, labels),
         changed=sum(r["changed"] for r in metrics),
         params=records_table(params, {"file": "file", "key": "key", "a": rev_a, "b": rev_b}),
         figures=figures, note_a=note_a, note_b=note_b,
