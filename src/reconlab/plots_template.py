@@ -23,7 +23,7 @@ PACKAGES = {
     "vega-lite": ("5.2.0", "package/build/vega-lite.min.js"),
     "vega-embed": ("6.18.2", "package/build/vega-embed.min.js"),
 }
-DEFAULT_OUT = Path(".dvc/plots/offline.html")
+DEFAULT_OUT = Path(".dvc/tmp/plots/offline.html")  # git-ignored (.dvc/.gitignore: /tmp)
 PAGE = """<!DOCTYPE html>
 <html>
 <head>
