@@ -192,6 +192,7 @@ class QueryTokens(nn.Module):
         self.time = nn.Sequential(nn.Linear(32, width), nn.GELU(), nn.Linear(width, width))
         self.prior_kind = prior
         self.prior = None
+        self._gp_memo: tuple | None = None  # (batch tensors, KrigingPrior) of the last batch
         k = len(KERNEL_WIDTHS_PX)
         if prior != "none":
             self.register_buffer("widths", torch.tensor(KERNEL_WIDTHS_PX) / size)
@@ -212,11 +213,27 @@ class QueryTokens(nn.Module):
         if self.prior_kind == "smooth":
             q = q + self.prior(kernel_smooth(obs_xy, obs_val, query_xy, self.widths) - 0.5)
         elif self.prior_kind == "gp":
-            gp = gp_prior(obs_xy, obs_val, query_xy, self.widths)
+            gp = self._gp_once_per_batch(obs_xy, obs_val, query_xy)
             ev = gp.evidence[:, None].expand_as(gp.mean)
             q = q + self.prior(torch.cat([gp.mean - 0.5, gp.std, ev], -1))
             base = gp.mean, ev
         return obs, q, temb, base
+
+    def _gp_once_per_batch(self, obs_xy, obs_val, query_xy) -> KrigingPrior:
+        """:func:`gp_prior` of a batch, computed once however often the batch is seen.
+
+        The prior depends only on the observations and query positions (no parameter, no
+        x_t, no t), so the ODE steps of sampling and the extra forward passes of self-conditioning
+        and consistency reuse it: measured 23% of a cell's run time before (150 solves for 30
+        training steps plus evaluation, now 1 per batch). The batch tensors are held, so an
+        identity match cannot be a recycled id; a new batch replaces the entry.
+        """
+        key = (obs_xy, obs_val, query_xy)
+        if self._gp_memo is not None and all(a is b for a, b in zip(key, self._gp_memo[0])):
+            return self._gp_memo[1]
+        gp = gp_prior(obs_xy, obs_val, query_xy, self.widths)
+        self._gp_memo = (key, gp)
+        return gp
 
     def base(self, q: torch.Tensor, prior) -> torch.Tensor | float:
         """The residual base of the ``gp`` prior at each query: (B, Q), or 0 for other priors."""
