@@ -53,7 +53,7 @@ def test_round_trip_with_overlays_then_metrics_diff_of_the_baseline(smoke_copy, 
 
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
-    assert not (clone / "data").exists()
+    assert sorted(p.name for p in (clone / "data").iterdir()) == ["inputs"]  # manifests: git
     _reconlab(clone, "sync", *SMOKE)  # pull, dvc status clean, touch, then checks -n is empty
     assert (clone / "data/prepared/manifest.csv").read_bytes() == (
         repo / "data/prepared/manifest.csv"
