@@ -12,7 +12,8 @@ from PIL import Image
 
 from reconlab.cli import main
 from reconlab.config import DiagnosticsConfig
-from reconlab.diagnostics.run import compare_backbones, diagnose_backbone, summarize
+from reconlab.diagnostics.run import compare_backbones, diagnose_backbone
+from reconlab.diagnostics.summary import summarize
 from reconlab.features.cache import shard_name, write_index, write_shard
 from reconlab.io import write_csv
 

@@ -181,3 +181,18 @@ def test_a_metrics_file_says_when_its_units_ran_differently():
         "cpu_capability": "mixed: AVX512+BF16, unknown",
         "torch": "mixed: 2.9, unknown",
     }
+
+
+def test_commands_that_only_read_results_do_not_import_torch():
+    """Per-job start-up: a summary job pays no torch import (~2 s of CPU per process)."""
+    light = [
+        "reconlab.decoder.summary",
+        "reconlab.diagnostics.summary",
+        "reconlab.tokenizer.plots",
+        "reconlab.sparse.aggregate",
+        "reconlab.sparse.grid",
+        "reconlab.data.summary",
+    ]
+    code = f"import sys; import {', '.join(light)}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

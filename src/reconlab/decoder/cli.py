@@ -57,7 +57,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from reconlab.decoder.study import summarize_study
+    from reconlab.decoder.summary import summarize_study
 
     rows = summarize_study(args.metrics_files, args.metrics, args.table)
     for r in rows:

@@ -2,7 +2,8 @@
 
 ``run_training``:   feature cache + prepared images -> model.safetensors, train_log.csv, train.json
 ``run_evaluation``: + the trained model             -> metrics.json, per_sample.csv, samples/, plots
-``summarize_study``: every backbone's metrics.json  -> metrics/decoder.json + comparison.csv
+``summarize_study`` (:mod:`reconlab.decoder.summary`, torch-free): every backbone's metrics.json
+-> metrics/decoder.json + comparison.csv
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from reconlab.io import (
     atomic_dir,
     load_safetensors,
     read_csv,
-    read_json,
     save_safetensors,
     write_csv,
     write_json,
 )
-from reconlab.provenance import command_code, summarize_compute
+from reconlab.provenance import command_code
 from reconlab.runtime import compute_record, precision_for, resolve_device
 
 MODEL_FILE = "model.safetensors"
@@ -195,30 +195,3 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_finite(v) for v in obj]
     return obj
-
-
-SUMMARY_KEYS = (
-    "psnr",
-    "ssim",
-    "mae",
-    "baseline_bicubic_psnr",
-    "baseline_mean_psnr",
-    "gain_over_bicubic_db",
-    "gain_over_mean_db",
-)
-
-
-def summarize_study(metric_files: list[Path], metrics_out: Path, table_out: Path) -> list[dict]:
-    """One row per backbone: the comparison table (CSV) and the small DVC metrics file."""
-    rows = []
-    for path in metric_files:
-        m = read_json(path)
-        row = {"backbone": m["backbone_id"], "weights": m["weights"], "untrained": m["untrained"]}
-        row.update({k: m[k] for k in SUMMARY_KEYS})
-        row.update({"baseline_bicubic_ssim": m["baseline_bicubic_ssim"], "verdict": m["verdict"]})
-        rows.append(row)
-    write_csv(table_out, rows, list(rows[0]) if rows else ["backbone"])
-    small = {r["backbone"]: {k: round(float(r[k]), 4) for k in SUMMARY_KEYS} for r in rows}
-    small["compute"] = summarize_compute(read_json(path) for path in metric_files)
-    write_json(metrics_out, small)
-    return rows

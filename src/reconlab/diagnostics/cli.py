@@ -41,7 +41,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from reconlab.diagnostics.run import summarize
+    from reconlab.diagnostics.summary import summarize
 
     s = summarize(args.metrics, args.compare, args.out)
     print(

@@ -35,20 +35,6 @@ from reconlab.diagnostics.smoothness import neighbour_similarity
 from reconlab.features.cache import FeatureCache, FeatureSplit
 from reconlab.io import atomic_path, write_csv, write_json
 
-SUMMARY_KEYS = (
-    "smoothness_mean",
-    "retrieval_recall_at_1_cls",
-    "retrieval_recall_at_1_mean",
-    "retrieval_map_cls",
-    "retrieval_map_mean",
-    "retrieval_recall_at_1_cls_removed",
-    "retrieval_recall_at_1_mean_removed",
-    "retrieval_map_cls_removed",
-    "retrieval_map_mean_removed",
-    "reference_same_image_mean",
-    "reference_other_images_mean",
-)
-
 
 def finite(value: float) -> float | None:
     """JSON-safe number: NaN / inf become null."""
@@ -315,29 +301,3 @@ def compare_backbones(
     }
     write_json(out_json, result)
     return result
-
-
-def summarize(
-    backbone_metrics: Sequence[Path], comparisons: Sequence[Path], out: Path
-) -> dict[str, Any]:
-    """metrics/diagnostics.json: a few scalars per backbone and per compared pair (for DVC)."""
-    from reconlab.io import read_json
-
-    summary: dict[str, Any] = {"backbones": {}, "compare": {}}
-    for path in backbone_metrics:
-        m = read_json(path)
-        row = {k: m[k] for k in SUMMARY_KEYS if k in m}
-        row.update(untrained=m["untrained"], weights=m["weights"])
-        summary["backbones"][m["backbone_id"]] = row
-    for path in comparisons:
-        c = read_json(path)
-        summary["compare"]["--".join(c["backbones"])] = {
-            "grid_cells": c["grid"][0] * c["grid"][1],
-            "untrained": c["untrained"],
-            **{
-                f"smoothness_mean_equal_grid_{name}": e["smoothness_mean_equal_grid"]
-                for name, e in c["per_backbone"].items()
-            },
-        }
-    write_json(out, summary)
-    return summary

@@ -229,7 +229,7 @@ class QueryTokens(nn.Module):
         identity match cannot be a recycled id; a new batch replaces the entry.
         """
         key = (obs_xy, obs_val, query_xy)
-        if self._gp_memo is not None and all(a is b for a, b in zip(key, self._gp_memo[0])):
+        if self._gp_memo is not None and all(a is b for a, b in zip(key, self._gp_memo[0], strict=True)):
             return self._gp_memo[1]
         gp = gp_prior(obs_xy, obs_val, query_xy, self.widths)
         self._gp_memo = (key, gp)
