@@ -213,3 +213,21 @@ def test_damaged_tokenizer_model_is_refused_by_name(tmp_path, damage):
     DAMAGE[damage](path, **({"at": 0.9} if damage == "flipped" else {}))
     with pytest.raises(ValueError, match=rf"^{path}: (corrupt|unreadable safetensors)"):
         load_model(path)
+
+
+def test_model_files_are_byte_identical_across_processes(tmp_path):
+    """safetensors writes header metadata in hash-map order, random per process; the checksummed
+    writer sorts it, so equal models are equal files (DVC hashes, determinism)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from reconlab.io import save_safetensors; torch.manual_seed(0); "
+        "save_safetensors(sys.argv[1], {'w': torch.randn(4, 4), 'b': torch.zeros(3)}, "
+        "{'config': '{}', 'train': '{}', 'zeta': 'z'})"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    for name in ("a", "b", "c"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True, env=env)
+    a = (tmp_path / "a").read_bytes()
+    assert (tmp_path / "b").read_bytes() == a == (tmp_path / "c").read_bytes()

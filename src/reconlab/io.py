@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -309,13 +310,20 @@ def save_safetensors(
     path: str | os.PathLike, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None
 ) -> None:
     """Write ``tensors`` atomically as safetensors, with their :func:`tensors_digest` stored in the
-    header metadata (``sha256``), so :func:`load_safetensors` can tell a flipped bit."""
-    from safetensors.torch import save_file
+    header metadata (``sha256``), so :func:`load_safetensors` can tell a flipped bit.
+
+    The header is re-serialised with sorted keys: safetensors writes metadata in hash-map order,
+    which varies between processes, and equal models must be equal files (DVC, determinism).
+    """
+    from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {**(metadata or {}), "sha256": tensors_digest(state)}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    raw = save(state, metadata={**(metadata or {}), "sha256": tensors_digest(state)})
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    write_bytes(path, struct.pack("<Q", len(text)) + text + raw[8 + n :])
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
