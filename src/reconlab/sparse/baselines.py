@@ -3,14 +3,21 @@
 Every method maps (observed coordinates, values) of one field to values at all pixels. The GP is
 a small exact GP (numpy): squared-exponential kernel on standardised values, length scale picked
 per field by log marginal likelihood from a fixed grid (no scikit-learn needed).
+
+Two rows are references, not interpolation baselines: ``mean`` (the collapse level) and
+``family_fit`` (the family-aware limit of :mod:`reconlab.sparse.family_fit`, which is told each
+field's family and fits that family's own functional form; not applicable to families without
+one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy.interpolate import RBFInterpolator, griddata
+
+from reconlab.sparse.family_fit import family_fit
 
 
 def _griddata(method: str) -> Callable:
@@ -62,13 +69,29 @@ METHODS: dict[str, Callable] = {
     "cubic": _griddata("cubic"),
     "rbf": rbf,
     "gp": gaussian_process,
+    "family_fit": family_fit,  # keywords family= and settings=; None where not applicable
 }
+FAMILY_AWARE = frozenset({"family_fit"})
+REFERENCES = frozenset({"mean", "family_fit"})  # never "the best interpolation baseline"
 
 
-def interpolate_fields(method: str, fields: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Predict every pixel of each field (M, S, S) from its observed pixel indices (M, N)."""
+def interpolate_fields(
+    method: str,
+    fields: np.ndarray,
+    masks: np.ndarray,
+    family: Sequence[str] | None = None,
+    settings: Mapping | None = None,
+) -> np.ndarray:
+    """Predict every pixel of each field (M, S, S) from its observed pixel indices (M, N).
+
+    A family-aware method also gets each field's ``family`` name (M,) and its ``settings``; its
+    rows are NaN where it is not applicable to that family. Raises ValueError for an unknown
+    method or a family-aware one without ``family``.
+    """
     if method not in METHODS:
         raise ValueError(f"sparse.baselines.methods: {method!r}; choose from {sorted(METHODS)}")
+    if method in FAMILY_AWARE and family is None:
+        raise ValueError(f"sparse baseline {method!r} needs each field's family")
     size = fields.shape[-1]
     c = (np.arange(size) + 0.5) / size
     yy, xx = np.meshgrid(c, c, indexing="ij")
@@ -76,5 +99,9 @@ def interpolate_fields(method: str, fields: np.ndarray, masks: np.ndarray) -> np
     flat = fields.reshape(len(fields), -1).astype(np.float64)
     out = np.empty_like(flat)
     for i, (f, m) in enumerate(zip(flat, masks, strict=True)):
-        out[i] = METHODS[method](xy[m], f[m], xy)
+        if method in FAMILY_AWARE:
+            pred = METHODS[method](xy[m], f[m], xy, family=family[i], settings=settings)
+            out[i] = np.nan if pred is None else pred
+        else:
+            out[i] = METHODS[method](xy[m], f[m], xy)
     return out.reshape(fields.shape)
