@@ -262,7 +262,9 @@ def verify_prepared(prepared: str | Path, files: list[str] | None = None) -> Non
         if name not in digests:
             raise ValueError(f"{path}: not listed in {manifest}; rerun prepare-images")
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: listed in {manifest} but missing; rerun prepare-images")
+            raise FileNotFoundError(
+                f"{path}: listed in {manifest} but missing; rerun prepare-images"
+            )
         if sha256_file(path) != digests[name]:
             raise ValueError(
                 f"{path}: corrupt prepared image (sha256 differs from {manifest}); "
