@@ -4,7 +4,7 @@ import json
 
 import pytest
 import yaml
-from conftest import SMOKE, snakemake
+from conftest import SMOKE, SMOKE_METRICS, snakemake
 
 from reconlab.config import validate_params
 from reconlab.sparse.grid import (
@@ -97,7 +97,7 @@ def test_pooled_criterion_ignores_a_lucky_near_zero_baseline_std():
     assert ranking["adaln"]["pooled_threshold_db"] == pytest.approx(2 * pooled, abs=1e-4)
 
 
-SPARSE_TARGETS = ["results/sparse/summary.json", "metrics/sparse.json"]
+SPARSE_TARGETS = ["results/sparse/summary.json", str(SMOKE_METRICS / "sparse.json")]
 
 
 def _jobs(project, *args):
@@ -155,11 +155,17 @@ def test_checkpoint_rounds_on_a_tiny_grid(project):
         "best_cell",
         "best_psnr_by_family",
         "best_baseline_psnr_by_family",
+        "family_fit_psnr_by_family",  # the family-aware limit (smoke: methods include family_fit)
         "fixed_query_ablation_psnr",
         "overfit_psnr",
         "grid_wall_s",
     ):
         assert key in summary
+    assert summary["family_fit_psnr_by_family"]["modulated"] == "not applicable"
+    assert "family_fit" not in summary["best_baseline_method_by_family"].values()
+    metrics = json.loads((project / SMOKE_METRICS / "sparse.json").read_text())
+    assert set(metrics) >= {"family_fit_psnr_sinusoid", "family_fit_psnr_radial"}
+    assert "family_fit_psnr_modulated" not in metrics  # not applicable: no number, no key
     collapsed = summary["fixed_query_ablation_psnr"] <= summary["mean_predictor_psnr"] + 0.5
     assert summary["fixed_query_ablation_collapsed"] is collapsed
     assert set(summary["targets"]) == {

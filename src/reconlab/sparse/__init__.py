@@ -4,7 +4,8 @@ Modules: ``task`` (masks, query sampling), ``encoding`` (Fourier features), ``mo
 (transformer with query->observation cross-attention and a distance bias; Mamba over a
 Hilbert-ordered sequence; the kriging prior; registry), ``flow`` (loss, ODE sampling),
 ``techniques`` (the ten switches), ``train`` (the loop, evaluation), ``baselines`` (griddata, RBF,
-exact GP), ``grid`` (cells, greedy rounds, ranking), ``study`` / ``aggregate`` (what the rules
+exact GP), ``family_fit`` (the family-aware limit: each family's own form by least squares),
+``grid`` (cells, greedy rounds, ranking), ``study`` / ``aggregate`` (what the rules
 run), ``plots``.
 
 What made the model learn on this CPU (measured in short runs on the val split, all families):

@@ -16,6 +16,7 @@ FAMILY_COLUMNS = {
     "baseline": "best baseline PSNR (dB)",
     "gain": "gain over baseline (dB)",
     "method": "baseline method",
+    "limit": "family-aware fit: attainable limit (dB)",
     "fixedq": "fixed-query ablation PSNR (dB)",
 }
 RANKING_COLUMNS = {
@@ -57,6 +58,8 @@ def render(ctx: ReportContext) -> str | None:
         }
     )
     families["gain"] = families["best"] - families["baseline"]
+    if s.get("family_fit_psnr_by_family"):  # told the family; never one of the baselines
+        families["limit"] = [s["family_fit_psnr_by_family"].get(f) for f in families["family"]]
     ranking = None
     if (root / "technique_ranking.json").exists():
         r = ctx.read_json(root / "technique_ranking.json")
