@@ -57,6 +57,8 @@ def test_rule_caches_and_reruns_only_the_edited_backbone(tmp_path):
     here = compute_record(precision_for(torch.device("cpu"), "auto", kind="linear"))
     assert cache.index["precision"] == here["precision"] == metrics["compute"]["precision"]
     assert metrics["compute"]["cpu_capability"] == here["cpu_capability"]
+    log = (tmp_path / "logs/features/cache_features_reg.log").read_text()
+    assert f"compute: device cpu, precision {here['precision']} for linear ops (auto: " in log
 
     assert "Nothing to be done" in snakemake(tmp_path, [REG], "-n")
     # Adding another backbone schedules only its own cache (and the summary).
