@@ -239,3 +239,27 @@ def test_figures_are_inlined_compactly_and_small_ones_losslessly(tmp_path):
     _png(tmp_path / "chart.png", 42, size=64)  # small: lossless, pixels identical
     assert (_decode(figure(tmp_path / "chart.png").src) == 42).all()
     assert figure(tmp_path / "nope.png", "gone").missing.endswith("nope.png")
+
+
+def test_compute_rows_come_from_what_ran_not_from_requests_or_summaries(tmp_path):
+    from reconlab.report.provenance import compute_rows
+
+    results = tmp_path / "results"
+    record = {"device": "cpu", "precision": "bf16", "precision_requested": "auto",
+              "precision_reason": "native bf16", "cpu_capability": "AVX512+BF16",
+              "torch": "2.4.0"}  # fmt: skip
+    for path, data in {
+        "decoder/b/metrics.json": {"psnr": 11.0, **record},
+        "decoder/c/metrics.json": {"psnr": 12.0, **record},  # the same setting: one row
+        "tokenizer/v/train_log.json": {"metadata": {"device": "cpu", "precision": "auto"}},
+        "sparse/cells/ema/seed0/metrics.json": {"runtime": {**record, "precision": "fp32"}},
+        "metrics/smoke/decoder.json": {"compute": record},
+    }.items():
+        (results / path).parent.mkdir(parents=True, exist_ok=True)
+        (results / path).write_text(json.dumps(data))
+    frame = compute_rows(results)
+    assert frame[["study", "precision"]].values.tolist() == [
+        ["decoder", "bf16"],
+        ["sparse", "fp32"],
+    ]
+    assert set(frame.columns) >= {"cpu_capability", "torch", "precision_reason"}

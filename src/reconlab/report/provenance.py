@@ -74,14 +74,16 @@ def compute_rows(results: Path) -> pd.DataFrame:
     """One row per (study, device, precision, CPU/GPU, torch) found in results JSON files."""
     rows = []
     for path in sorted(Path(results).rglob("*.json")):
-        if path.stat().st_size > 2_000_000:
+        # results/metrics/ holds per-configuration summaries of the same records: skip them
+        if path.stat().st_size > 2_000_000 or path.relative_to(results).parts[0] == "metrics":
             continue
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         for record in _records(data):
-            if "device" in record:
+            # what ran (runtime.compute_record), not a device asked for in a config block
+            if "device" in record and ("cpu_capability" in record or "torch" in record):
                 row = {"study": path.relative_to(results).parts[0]}
                 row.update({k: _flat(record.get(k)) for k in COMPUTE_KEYS})
                 row["precision_reason"] = record.get("precision_reason")
