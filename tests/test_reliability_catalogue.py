@@ -418,3 +418,23 @@ def test_snakemake_on_a_folder_of_awkward_files_records_every_skip(project, tmp_
     assert sources == {"caf\\xe9.png", "good0.png", "good1.png", "good2.png", "good3.png"}
     listing = (project / "data" / "inputs" / "data.source.tsv").read_text(encoding="utf-8")
     assert "caf\\xe9.png\t" in listing and "loop.png\t-\tunreadable" in listing
+
+
+@pytest.mark.slow
+def test_failed_snakemake_rerun_gives_the_earlier_outputs_back(project, tmp_path):
+    """Snakemake deletes a job's outputs before running it; prepare_images' outputs are flagged
+    ``update()``, so a failing rerun restores the earlier ones instead of losing them."""
+    src = good_folder(tmp_path / "photos", n=4)
+    overlay = project / "config" / "fail.yaml"
+    overlay.write_text(f"data: {{source: {json.dumps(str(src))}, on_bad_image: fail}}\n")
+    args = ["data/prepared/manifest.csv", *SMOKE, "config/fail.yaml"]
+    snakemake(project, *args)
+    prepared = project / "data" / "prepared"
+    before = tree_bytes(prepared)
+    (src / "broken.png").write_bytes(b"not a png")
+    proc = snakemake(project, *args, check=False)
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert "data: broken.png: not an image (format not recognised)" in out
+    assert "Restored previous version of data/prepared/manifest.csv" in out
+    assert tree_bytes(prepared) == before

@@ -5,9 +5,10 @@ rule prepare_images:
     input:
         source=inputs("data.source"),
     output:
-        images=directory("data/prepared/images"),
-        manifest="data/prepared/manifest.csv",
-        rejected="data/prepared/rejected.csv",
+        # update(): a failed run gets the previous outputs back (bad input costs nothing)
+        images=update(directory("data/prepared/images")),
+        manifest=update("data/prepared/manifest.csv"),
+        rejected=update("data/prepared/rejected.csv"),
     log:
         "logs/data/prepare_images.log",
     benchmark:
