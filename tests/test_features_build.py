@@ -20,6 +20,7 @@ from reconlab.features.summary import features_metrics, summarize_caches
 from reconlab.io import sha256_bytes, sha256_file, write_csv, write_json
 from reconlab.report.context import ReportContext
 from reconlab.report.sections import features as report_section
+from reconlab.runtime import machine
 
 DINOV2 = "vit_small_patch14_dinov2.lvd142m"
 TINY = {"depth": 2}
@@ -98,7 +99,10 @@ def test_cache_holds_the_backbone_tokens_of_every_image_in_manifest_order(prepar
     assert rows[0]["count"] == SPLIT_SIZES and rows[0]["weights_id"] == "random:0"
     assert features_metrics(rows) == {
         "v2": {"untrained": True, "tokens_per_image": 6, "embed_dim": 384,
-               "count_train": 5, "count_val": 2, "count_test": 1}
+               "count_train": 5, "count_val": 2, "count_test": 1},
+        # the cache was computed in fp32 (asked for in this test's config), recorded as such
+        "compute": {"device": "cpu", "precision": "fp32",
+                    "cpu_capability": machine().cpu_class, "torch": torch.__version__},
     }  # fmt: skip
     write_json(tmp_path / "results/features/summary.json", {"backbones": rows})
     html = report_section.render(ReportContext(tmp_path / "results", tmp_path / "metrics"))
