@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import SMOKE, snakemake
 
 GPU_RULES = {"cache_features", "train_decoder", "train_tokenizer", "sparse_cell"}
@@ -31,6 +32,7 @@ def planned_resources(project, *args: str) -> dict[str, dict[str, str]]:
     return plan
 
 
+@pytest.mark.slow  # two dry runs of the whole DAG
 def test_resources_follow_params(project):
     # CPU configuration, threads set in params; the same with config/gpu.yaml on top.
     (project / "config/threads.yaml").write_text(
