@@ -20,7 +20,7 @@ import torch
 from reliability_files import FEATURES, SMALL_DATA, good_folder, tree_bytes
 from safetensors.torch import load_file
 
-from reconlab.io import read_csv
+from reconlab.io import read_csv, sha256_file
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +41,10 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
-def kill_when(args: list[str], cwd: Path, ready: Callable[[], bool], timeout: float = 300) -> None:
-    """Start ``reconlab *args``; SIGKILL it as soon as ``ready()`` holds (polled every 5 ms).
+def kill_when(
+    args: list[str], cwd: Path, ready: Callable[[int], bool], timeout: float = 300
+) -> None:
+    """Start ``reconlab *args``; SIGKILL it as soon as ``ready(pid)`` holds (polled every 5 ms).
 
     Fails when the command finishes before the point was reached (the kill must land mid-stage).
     """
@@ -52,7 +54,7 @@ def kill_when(args: list[str], cwd: Path, ready: Callable[[], bool], timeout: fl
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     try:
-        while not ready():
+        while not ready(proc.pid):
             if proc.poll() is not None:
                 err = proc.stderr.read().decode(errors="replace")[-2000:]
                 raise AssertionError(
@@ -66,8 +68,12 @@ def kill_when(args: list[str], cwd: Path, ready: Callable[[], bool], timeout: fl
     assert proc.returncode == -signal.SIGKILL
 
 
-def count(pattern: str, root: Path) -> Callable[[], int]:
-    return lambda: len(list(root.glob(pattern)))
+def count(pattern: str, root: Path) -> int:
+    """Files matching ``pattern`` under ``root`` (0 while a folder vanishes under the walk)."""
+    try:
+        return len(list(root.glob(pattern)))
+    except FileNotFoundError:
+        return 0
 
 
 def changes_of(path: Path) -> Callable[[], int]:
@@ -94,16 +100,22 @@ def test_prepare_images_killed_at_three_points_then_rerun_equals_uninterrupted(t
     cmd = ["prepare-images", "--params", params, "--out"]
     run([*cmd, str(tmp_path / "ref")], tmp_path)
     out = tmp_path / "out"
-    crops = count(".staging.*/images/*/*.png", out)
+
+    def crops(pid: int) -> int:  # in this run's own staging folder (the name carries its pid)
+        return count(f".staging.{pid}.*/images/*/*.png", out)
+
     points = [
-        lambda: any(out.glob(".staging.*")),  # staging folder made, decoding under way
-        lambda: crops() >= 8,  # first photo's crops written
-        lambda: crops() >= 40,  # half-way through the crops
+        lambda pid: count(f".staging.{pid}.*", out) > 0,  # staging made, decoding under way
+        lambda pid: crops(pid) >= 8,  # first photo's crops written
+        lambda pid: crops(pid) >= 24,  # a quarter of the crops
     ]
     for ready in points:
         kill_when([*cmd, str(out)], tmp_path, ready)
-        # Never a half-replaced output: no manifest (never completed), nothing else in place.
-        assert not (out / "manifest.csv").exists() and not (out / "images").exists()
+        # Never a half-replaced output: no manifest (the commit marker) means nothing counts;
+        # a manifest (the kill landed after the swap) means every listed crop is there.
+        if (out / "manifest.csv").exists():
+            rows = read_csv(out / "manifest.csv")
+            assert all(sha256_file(out / r["file"]) == r["sha256"] for r in rows)
     run([*cmd, str(out)], tmp_path)
     assert tree_bytes(out) == tree_bytes(tmp_path / "ref")
     assert not list(out.glob(".*")), "staging folders of killed runs are left behind"
@@ -129,9 +141,9 @@ def _cache_cmd(root: Path, out: str) -> list[str]:
 def test_cache_features_killed_at_three_points_then_rerun_equals_uninterrupted(prepared):
     run(_cache_cmd(prepared, "ref"), prepared)
     partial = prepared / ".cache.partial"
-    shards = count("*/shard_*.safetensors", partial)
     for n in (1, 3, 4):  # after the first shard, mid-way, and with one split nearly done
-        kill_when(_cache_cmd(prepared, "cache"), prepared, lambda n=n: shards() >= n)
+        ready = lambda _pid, n=n: count("*/shard_*.safetensors", partial) >= n  # noqa: E731
+        kill_when(_cache_cmd(prepared, "cache"), prepared, ready)
         assert not (prepared / "cache").exists()  # only the work folder, never a half cache
     run(_cache_cmd(prepared, "cache"), prepared)
     got, ref = tree_bytes(prepared / "cache"), tree_bytes(prepared / "ref")
@@ -163,7 +175,7 @@ def test_train_decoder_killed_at_three_points_then_rerun_equals_uninterrupted(pr
     run(_decoder_cmd(prepared, "dec_ref"), prepared)
     versions = changes_of(prepared / "dec" / ".ckpt" / "last.pt")
     for n in (1, 3, 5):  # checkpoints of steps 1, 3 and 5 of 9
-        kill_when(_decoder_cmd(prepared, "dec"), prepared, lambda n=n: versions() >= n)
+        kill_when(_decoder_cmd(prepared, "dec"), prepared, lambda _pid, n=n: versions() >= n)
         assert not (prepared / "dec" / "model.safetensors").exists()
     run(_decoder_cmd(prepared, "dec"), prepared)
     ref, got = (load_file(prepared / d / "model.safetensors") for d in ("dec_ref", "dec"))
@@ -192,7 +204,7 @@ def test_train_tokenizer_killed_at_three_points_then_rerun_equals_uninterrupted(
     cmd = [*base, "--out", str(tmp_path / "tok"), "--checkpoint", str(ckpt)]
     versions = changes_of(ckpt)
     for n in (1, 3, 5):
-        kill_when(cmd, ROOT, lambda n=n: versions() >= n)
+        kill_when(cmd, ROOT, lambda _pid, n=n: versions() >= n)
         assert not (tmp_path / "tok" / "model.safetensors").exists()
     run(cmd, ROOT)
     ref = (tmp_path / "ref" / "model.safetensors").read_bytes()
@@ -222,7 +234,8 @@ def test_sparse_cell_killed_at_three_points_then_rerun_equals_uninterrupted(tmp_
     run([*base, "--out", str(tmp_path / "ref")], ROOT)
     versions = changes_of(tmp_path / "cell" / "train_state.pt")
     for n in (1, 3, 5):
-        kill_when([*base, "--out", str(tmp_path / "cell")], ROOT, lambda n=n: versions() >= n)
+        cell = [*base, "--out", str(tmp_path / "cell")]
+        kill_when(cell, ROOT, lambda _pid, n=n: versions() >= n)
         assert not (tmp_path / "cell" / "metrics.json").exists()
     run([*base, "--out", str(tmp_path / "cell")], ROOT)
     ref, got = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("ref", "cell"))
