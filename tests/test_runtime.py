@@ -7,9 +7,12 @@ AVX-512 BF16, AMX, Arm, CUDA with and without bf16) by handing :func:`choose_pre
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +199,28 @@ def test_commands_that_only_read_results_do_not_import_torch():
     code = f"import sys; import {', '.join(light)}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _speedup_in_fresh_process(cache_dir) -> float:
+    env = dict(os.environ, RECONLAB_CACHE_DIR=str(cache_dir))
+    code = "from reconlab.runtime import recorded_bf16_speedup as r; print(r('conv'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return float(out.stdout)
+
+
+def test_one_machine_keeps_one_probe_result_so_runs_choose_alike(tmp_path):
+    first = _speedup_in_fresh_process(tmp_path)
+    (kept,) = tmp_path.glob("bf16-probe-conv-*.json")
+    assert _speedup_in_fresh_process(tmp_path) == first  # read back, not measured again
+    # what a process finds is what it uses, e.g. a result another job kept a moment earlier
+    kept.write_text('{"kind": "conv", "speedup": 0.5}')
+    assert _speedup_in_fresh_process(tmp_path) == 0.5
+    # `reconlab info --reprobe` forgets it
+    env = dict(os.environ, RECONLAB_CACHE_DIR=str(tmp_path))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    subprocess.run(["reconlab", "info", "--reprobe", "--json"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    # (measured again where `auto` needs it, i.e. on CPUs with native bf16; absent elsewhere)
+    again = [json.loads(f.read_text())["speedup"] for f in tmp_path.glob("bf16-probe-conv-*")]
+    assert again == ([] if not machine().native_bf16 else again) and 0.5 not in again

@@ -132,12 +132,21 @@ def _register_info(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--reprobe",
+        action="store_true",
+        help="forget this machine's kept bf16 probe results and measure again (the kept result "
+        "makes every run on a machine choose the same precision)",
+    )
     p.set_defaults(func=_info)
 
 
 def _info(args: argparse.Namespace) -> int:
-    from reconlab.runtime import machine_report
+    from reconlab.runtime import OP_KINDS, machine_report, probe_record_path
 
+    if args.reprobe:
+        for kind in OP_KINDS:
+            probe_record_path(kind).unlink(missing_ok=True)
     report = {"reconlab": _version(), **machine_report()}
     if args.json:
         print(json.dumps(report, indent=2))

@@ -10,7 +10,9 @@ kind of op, to the fast choice on the machine at hand:
 * CPU: bf16 only when the CPU has native bf16 (AVX-512 BF16 or AMX on x86, the ``bf16`` feature
   on Arm) *and* a start-up probe of the stage's kind of op (``linear``: transformers and ViT
   features; ``conv``: the conv decoders and tokenizers) runs it at least
-  :data:`BF16_MIN_SPEEDUP` times faster than fp32; fp32 otherwise. Without native bf16 PyTorch
+  :data:`BF16_MIN_SPEEDUP` times faster than fp32; fp32 otherwise. The probe runs once per
+  machine and its result is kept (:func:`recorded_bf16_speedup`), so every run on one machine
+  makes the same choice. Without native bf16 PyTorch
   emulates it, many times slower than fp32 (measured 0.01-0.14x on an AVX2-only EPYC; see
   pytorch/pytorch#118499, #86270, #146508), so no probe is run there at all.
 
@@ -23,13 +25,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import logging
 import os
 import platform
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -180,6 +186,56 @@ def bf16_speedup(kind: str = "linear") -> float:
     return best[False] / best[True]
 
 
+def probe_record_path(kind: str, info: Machine | None = None) -> Path:
+    """Where this machine's probe result for ``kind`` is kept.
+
+    ``$RECONLAB_CACHE_DIR`` or ``$XDG_CACHE_HOME/reconlab`` (default ``~/.cache/reconlab``); the
+    file name hashes what the result depends on (CPU model, flags, dispatch capability, cores,
+    torch version), so another machine or another torch probes anew.
+    """
+    info = info or machine()
+    root = os.environ.get("RECONLAB_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "reconlab"
+    )
+    facts = [info.cpu_model, info.cpu_capability, *sorted(info.cpu_flags), info.cores]
+    key = hashlib.sha256(json.dumps([*facts, torch.__version__, kind]).encode()).hexdigest()
+    return Path(root) / f"bf16-probe-{kind}-{key[:16]}.json"
+
+
+@functools.cache
+def recorded_bf16_speedup(kind: str = "linear") -> float:
+    """:func:`bf16_speedup`, measured once per machine and then read back.
+
+    A timing probe can land on either side of :data:`BF16_MIN_SPEEDUP` when a machine is
+    heavily shared, and then two runs of one commit would compute in different precisions. So
+    the first measurement on a machine is kept (:func:`probe_record_path`) and every later
+    process reads it: one machine, one decision. The file is created exclusively (a hard link
+    of a complete temporary file), so when two jobs probe at the same moment the first one's
+    result is the one both use. ``reconlab info --reprobe`` deletes it to measure again.
+    """
+    path = probe_record_path(kind)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return float(json.loads(path.read_text())["speedup"])
+    ratio = bf16_speedup(kind)
+    record = {"kind": kind, "speedup": ratio, "torch": torch.__version__,
+              "cpu_model": machine().cpu_model, "cpu_capability": machine().cpu_capability}  # fmt: skip
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".probe-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        try:
+            os.link(tmp, path)  # exclusive: fails when another process got there first
+        finally:
+            os.unlink(tmp)
+    except FileExistsError:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return float(json.loads(path.read_text())["speedup"])
+    except OSError as e:  # a read-only home: decide from this process's own measurement
+        log.warning("could not keep the bf16 probe result in %s (%s)", path, e.strerror)
+    return ratio
+
+
 # -- resolving a precision ----------------------------------------------------------------------
 
 
@@ -234,7 +290,7 @@ def choose_precision(
     if kind not in OP_KINDS:
         raise ValueError(f"op kind {kind!r} is not one of {list(OP_KINDS)}")
     info = info or machine()
-    speedup = speedup or bf16_speedup
+    speedup = speedup or recorded_bf16_speedup
     if device.type == "cuda":
         if requested != "auto":
             return requested, "asked for"
