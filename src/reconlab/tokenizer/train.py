@@ -22,7 +22,13 @@ from reconlab.checkpoint import load_checkpoint, save_checkpoint
 from reconlab.config import TokenizerConfig
 from reconlab.evaluation.image_metrics import count_capped, per_image_metrics
 from reconlab.io import load_safetensors, save_safetensors, write_csv, write_json
-from reconlab.runtime import precision_for, resolve_device, seed_everything, set_threads
+from reconlab.runtime import (
+    compute_record,
+    precision_for,
+    resolve_device,
+    seed_everything,
+    set_threads,
+)
 from reconlab.tokenizer.codebook import CodeCounter, codebook_health
 from reconlab.tokenizer.losses import build_perceptual, tokenizer_loss
 from reconlab.tokenizer.model import QuantizerOptions, Tokenizer, build_tokenizer
@@ -137,7 +143,7 @@ def train_tokenizer(
     t = cfg.train
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
-    precision = precision_for(device, cfg.precision)
+    precision = precision_for(device, cfg.precision, kind="conv")
     threads = set_threads(t["threads"]) if device.type == "cpu" else None
     gen = seed_everything(cfg.seed)
     mc = model_config(variant, cfg)
@@ -238,8 +244,7 @@ def train_tokenizer(
                 if model.spec.quantizer == "vq"
                 else "not used: FSQ has an implicit codebook"
             ),
-            "device": str(device),
-            "precision": cfg.precision,
+            **compute_record(precision),
             "threads": threads,
             "train_crop": crop,
             "train_images": len(train_data),
