@@ -367,6 +367,7 @@ def machine_report() -> dict:
         "cpu_model": info.cpu_model,
         "cpu_capability": info.cpu_capability,
         "native_bf16": info.native_bf16,
+        "cpu_class": info.cpu_class,
         "cores": info.cores,
         "gpu": info.gpu_name,
         "device_auto": device.type,
