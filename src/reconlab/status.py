@@ -245,7 +245,12 @@ def status(project: Path, configfiles: list[str], targets: list[str], with_dvc: 
     except Exception:  # noqa: BLE001 - the dry run reports bad params itself
         config = None
     jobs = parse_dry_run(snakemake_dry_run(project, configfiles, targets))
-    rows = [(job.name, why) for job in jobs for why in explain(job, project, config)]
+    # one row per reason; a job with several reasons is named once, on its first row
+    rows = [
+        (job.name if i == 0 else "", why)
+        for job in jobs
+        for i, why in enumerate(explain(job, project, config))
+    ]
     out = []
     if rows:
         out.append(f"Snakemake would run {len(jobs)} job(s):")
