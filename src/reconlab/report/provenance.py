@@ -23,10 +23,11 @@ import pandas as pd
 from reconlab.report.context import is_untrained
 from reconlab.report.tables import frame_table
 
-COMPUTE_KEYS = ("device", "precision", "precision_requested", "cpu_capability", "gpu", "torch")
+# the keys of reconlab.runtime.compute_record (the GPU's name is its cpu_capability on CUDA)
+COMPUTE_KEYS = ("device", "precision", "precision_requested", "cpu_capability", "torch")
 COMPUTE_LABELS = {
     "study": "study", "device": "device", "precision": "precision",
-    "precision_requested": "asked for", "cpu_capability": "CPU / GPU", "gpu": "GPU",
+    "precision_requested": "asked for", "cpu_capability": "CPU / GPU",
     "torch": "torch", "precision_reason": "why this precision",
 }  # fmt: skip
 BENCHMARK_COLUMNS = {
