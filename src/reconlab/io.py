@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
 import struct
@@ -90,6 +91,28 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         key, value = bad
         raise ValueError(f"{path}: {key or '(top level)'} is {value} (not a finite number)")
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def null_non_finite(obj: Any) -> Any:
+    """``obj`` with every NaN/±inf number replaced by None (JSON ``null``), for values that may
+    be undefined by design (a std over one image, a retrieval mAP with no positive pair).
+
+    The one non-finite policy of reconlab's JSON: :func:`write_json` refuses NaN/inf, and a
+    caller whose value may legitimately be undefined says so by passing it through here.
+    Recurses into mappings, lists and tuples (tuples become lists, as in JSON); converts float
+    scalars (Python, numpy, 0-d tensors: anything with ``__float__``) to ``float``; leaves
+    integers, bools, strings and None unchanged.
+    """
+    if isinstance(obj, Mapping):
+        return {k: null_non_finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [null_non_finite(v) for v in obj]
+    if obj is None or isinstance(obj, (str, bytes, numbers.Integral)):
+        return obj
+    if isinstance(obj, float) or hasattr(obj, "__float__"):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
 
 
 def first_non_finite(obj: Any, key: str = "") -> tuple[str, float] | None:

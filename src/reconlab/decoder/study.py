@@ -25,6 +25,7 @@ from reconlab.features.cache import FeatureCache
 from reconlab.io import (
     atomic_dir,
     load_safetensors,
+    null_non_finite,
     read_csv,
     save_safetensors,
     write_csv,
@@ -98,10 +99,10 @@ def run_training(
     }
     out.mkdir(parents=True, exist_ok=True)
     # sha256 of the tensors in the header: a flipped bit is refused by load_trained (issue 14)
-    meta = {"train": json.dumps(_finite(info), sort_keys=True)}
+    meta = {"train": json.dumps(null_non_finite(info), sort_keys=True)}
     save_safetensors(out / MODEL_FILE, result.model.state_dict(), meta)
     write_csv(out / "train_log.csv", result.log, LOG_FIELDS)
-    write_json(out / "train.json", _finite(info))
+    write_json(out / "train.json", null_non_finite(info))
     return info
 
 
@@ -165,10 +166,9 @@ def run_evaluation(
         "lpips_weights_sha256": lpips_id,
         **compute_record(prec),
     }
-    write_json(out / "metrics.json", _finite(metrics))
+    write_json(out / "metrics.json", null_non_finite(metrics))
     write_csv(out / "per_sample.csv", result.rows, per_sample_fields(lpips is not None))
     with atomic_dir(out / "samples") as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; it becomes an ordinary results folder
         for k, target in enumerate(result.samples["target"]):
             folder = tmp / f"{k:03d}_{Path(files[k]).stem}"
             save_png(result.samples["pred"][k], folder / "pred.png")
@@ -184,14 +184,3 @@ def run_evaluation(
     log = read_csv(out / "train_log.csv") if (out / "train_log.csv").exists() else []
     loss_plot(log, out / "loss_plot.png", f"{name}: decoder loss", untrained)
     return metrics
-
-
-def _finite(obj: Any) -> Any:
-    """NaN -> None, so metrics.json stays strict JSON (e.g. a std over one image is 0, not NaN)."""
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj

@@ -7,7 +7,6 @@ Each run reads feature caches (never a model), computes with :mod:`.pca`, :mod:`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,7 @@ from reconlab.diagnostics.retrieval import (
 )
 from reconlab.diagnostics.smoothness import neighbour_similarity
 from reconlab.features.cache import FeatureCache, FeatureSplit
-from reconlab.io import atomic_path, write_csv, write_json
-
-
-def finite(value: float) -> float | None:
-    """JSON-safe number: NaN / inf become null."""
-    value = float(value)
-    return value if math.isfinite(value) else None
+from reconlab.io import atomic_path, null_non_finite, write_csv, write_json
 
 
 def first_images(split: FeatureSplit, n: int, tensor: str = "patch") -> torch.Tensor:
@@ -114,15 +107,15 @@ def retrieval_block(cache: FeatureCache, manifest: Path, cfg: DiagnosticsConfig)
         r = retrieval_metrics(emb, labels, ks=cfg.recall_at)
         out["retrieval_queries"] = r.queries
         for k, v in r.recall.items():
-            out[f"retrieval_recall_at_{k}_{kind}"] = finite(v)
-        out[f"retrieval_map_{kind}"] = finite(r.mean_average_precision)
+            out[f"retrieval_recall_at_{k}_{kind}"] = null_non_finite(v)
+        out[f"retrieval_map_{kind}"] = null_non_finite(r.mean_average_precision)
         if directions is not None:
             rr = retrieval_metrics(remove_directions(emb, directions), labels, ks=cfg.recall_at)
             for k, v in rr.recall.items():
-                out[f"retrieval_recall_at_{k}_{kind}_removed"] = finite(v)
-            out[f"retrieval_map_{kind}_removed"] = finite(rr.mean_average_precision)
+                out[f"retrieval_recall_at_{k}_{kind}_removed"] = null_non_finite(v)
+            out[f"retrieval_map_{kind}_removed"] = null_non_finite(rr.mean_average_precision)
             before, after = r.mean_average_precision, rr.mean_average_precision
-            out[f"retrieval_map_{kind}_change"] = finite(after - before)
+            out[f"retrieval_map_{kind}_change"] = null_non_finite(after - before)
     return out
 
 
@@ -167,17 +160,19 @@ def diagnose_backbone(
         "split": cfg.split,
         "tensor": tensor,
         "images": len(split),
-        "smoothness_mean": finite(per_image.mean()),
-        "smoothness_std": finite(per_image.std()) if len(per_image) > 1 else None,
-        "smoothness_patch_mean": finite(per_patch[torch.isfinite(per_patch)].mean()),
-        "pca_explained_variance_ratio": [finite(v) for v in maps.basis.explained_variance_ratio],
-        "foreground_fraction": finite(maps.foreground.float().mean()),
+        "smoothness_mean": null_non_finite(per_image.mean()),
+        "smoothness_std": null_non_finite(per_image.std()) if len(per_image) > 1 else None,
+        "smoothness_patch_mean": null_non_finite(per_patch[torch.isfinite(per_patch)].mean()),
+        "pca_explained_variance_ratio": [
+            null_non_finite(v) for v in maps.basis.explained_variance_ratio
+        ],
+        "foreground_fraction": null_non_finite(maps.foreground.float().mean()),
         "figure_images": split.files[:n],
         "reference_point": list(cfg.reference_point),
         "reference_cell": list(cell),
         "reference_image": split.files[ref_image],
-        "reference_same_image_mean": finite(same.mean()) if same.numel() else None,
-        "reference_other_images_mean": finite(others.mean()) if others.numel() else None,
+        "reference_same_image_mean": null_non_finite(same.mean()) if same.numel() else None,
+        "reference_other_images_mean": null_non_finite(others.mean()) if others.numel() else None,
         **retrieval_block(cache, Path(prepared) / "manifest.csv", cfg),
     }
     out_dir = Path(out_dir)
@@ -270,7 +265,7 @@ def compare_backbones(
             "tensor": tensor,
             "resampled": resampled,
             "cell_pixels": cell_px,
-            "smoothness_mean_equal_grid": finite(per_image.mean()),
+            "smoothness_mean_equal_grid": null_non_finite(per_image.mean()),
         }
     if any(e["resampled"] for e in entries.values()):
         lines.append(
