@@ -85,19 +85,25 @@ def test_lpips_from_a_weights_file_and_clear_errors(tmp_path):
     weights = tmp_path / "alexnet.pth"
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), weights)
-    lpips, digest = load_lpips(weights, "alex")
-    x = torch.rand(2, 3, 64, 64)
-    assert torch.allclose(lpips(x, x), torch.zeros(2), atol=1e-6)
-    assert (lpips(x, torch.rand(2, 3, 64, 64)) > 0).all()
-    assert len(digest) == 64
+    hub_dir = torch.hub.get_dir()
+    lpips, identity = load_lpips(weights, "alex")
+    assert torch.hub.get_dir() == hub_dir  # the loader's temporary hub folder is gone again
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.rand(3, 3, 64, 64, generator=g), torch.rand(3, 3, 64, 64, generator=g)
+    assert torch.allclose(lpips(a, a), torch.zeros(3), atol=1e-6)
+    # Values of the former implementation (torchmetrics' private _LPIPS with the same file and
+    # images): the public LearnedPerceptualImagePatchSimilarity gives the same numbers.
+    expected = torch.tensor([0.09123153, 0.09519308, 0.08924329])
+    assert torch.allclose(lpips(a, b), expected, atol=1e-5)
+    assert identity.startswith("sha256:") and len(identity) == 7 + 64
 
     with pytest.raises(
-        FileNotFoundError, match=r"decoder.lpips_weights: .*missing.pth does not exist"
+        FileNotFoundError, match=r"decoder.lpips_weights: .*missing.pth' is neither"
     ):
         load_lpips(tmp_path / "missing.pth", "alex")
     torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), tmp_path / "sq.pth")
     with pytest.raises(
-        ValueError, match=r"decoder.lpips_weights: .*sq.pth has no 'features.3.weight'"
+        ValueError, match=r"decoder.lpips_weights: .*sq.pth does not fit .*'features.3.weight'"
     ):
         load_lpips(tmp_path / "sq.pth", "alex")
     (tmp_path / "junk.pth").write_text("not a checkpoint")

@@ -12,9 +12,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from reconlab.features.backbones import check_model_name, hub_reachable, load_backbone
+from reconlab.features.backbones import check_model_name, load_backbone
 from reconlab.features.extract import FeatureExtractor
 from reconlab.features.fastpath import _fast_path_works
+from reconlab.weights import hub_reachable
 
 DINOV2 = "vit_small_patch14_dinov2.lvd142m"
 DINOV2_REG = "vit_small_patch14_reg4_dinov2.lvd142m"

@@ -163,7 +163,7 @@ def run_evaluation(
         "decoder_parameters": info["parameters"],
         "n_train": info["n_train"],
         "train_samples_per_s": info["train_samples_per_s"],
-        "lpips_weights_sha256": lpips_id,
+        "lpips_weights_id": lpips_id,
         **compute_record(prec),
     }
     write_json(out / "metrics.json", null_non_finite(metrics))

@@ -1,15 +1,9 @@
 """DINOv2 / DINOv3 backbones from timm, with explicit weights (decision 4).
 
-``weights`` is one of
-
-* ``pretrained`` — timm's hub weights through the Hugging Face cache. When the hub cannot be
-  reached and the weights are not cached, loading stops within seconds with one line naming the
-  two alternatives (no silent fallback, no ~45 s of hub retries);
-* a local file — loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``, so official
-  checkpoints go through timm's own conversion (key renames, position-embedding resampling);
-  a file of another architecture is refused with the name of the first mismatched tensor;
-* ``random`` — timm's initialisation under a fixed seed; everything computed from it is marked
-  untrained.
+``weights`` is ``pretrained`` (timm's hub weights through the Hugging Face cache), a local file
+(through timm's converter) or ``random`` (seeded, marked untrained): the one policy of
+:mod:`reconlab.weights`, which also fails within seconds, in one line, when ``pretrained`` cannot
+be had.
 
 Everything about token layout comes from the model: the number of prefix tokens (CLS, registers)
 from ``model.num_prefix_tokens``, the patch grid from ``model.patch_embed`` (so rectangular inputs
@@ -19,21 +13,15 @@ work), the normalisation from its pretrained config.
 from __future__ import annotations
 
 import difflib
-import os
-import socket
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from reconlab.features.images import image_hw
-from reconlab.io import sha256_file
-
-HUB_HOST = "huggingface.co"
+from reconlab.weights import create_timm_model, is_untrained
 
 
 @dataclass(frozen=True)
@@ -55,7 +43,7 @@ class Backbone:
 
     @property
     def untrained(self) -> bool:
-        return self.weights_id.startswith("random")
+        return is_untrained(self.weights_id)
 
 
 def check_model_name(name: str, key: str = "model") -> None:
@@ -80,77 +68,6 @@ def model_patch_size(name: str) -> tuple[int, int]:
     return tuple(int(p) for p in model.patch_embed.patch_size)  # type: ignore[return-value]
 
 
-def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host``:443 opens within ``timeout`` seconds (DNS included)."""
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)  # getaddrinfo ignores socket timeouts
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
-def _cached_hub_file(cfg: dict[str, Any]) -> tuple[str, str] | None:
-    """(local path, revision) of the model's hub weights in the Hugging Face cache, if there."""
-    from huggingface_hub import try_to_load_from_cache
-
-    repo = cfg.get("hf_hub_id")
-    if not repo:
-        return None
-    for filename in (cfg.get("hf_hub_filename"), "model.safetensors", "pytorch_model.bin"):
-        if not filename:
-            continue
-        # HF_HUB_CACHE read now (not at import), so a cache set up later is found.
-        path = try_to_load_from_cache(repo, filename, cache_dir=os.environ.get("HF_HUB_CACHE"))
-        if isinstance(path, str):
-            revision = Path(path).parent.name  # .../snapshots/<revision>/<file>
-            return path, revision
-    return None
-
-
-def _file_state_shapes(path: Path) -> dict[str, list[int]]:
-    """Tensor name -> shape of a weights file (safetensors header, or a torch checkpoint)."""
-    if path.suffix == ".safetensors":
-        from reconlab.features.cache import read_header
-
-        header, _ = read_header(path)
-        return {k: list(v["shape"]) for k, v in header.items()}
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    for wrapper in ("state_dict", "model", "module"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    return {k: list(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
-def _first_mismatch(reference: nn.Module, path: Path) -> str | None:
-    """The first tensor where the file and ``reference``'s architecture disagree, in words."""
-    want = {k: list(v.shape) for k, v in reference.state_dict().items()}
-    have = _file_state_shapes(path)
-    for name, shape in want.items():
-        if name not in have:
-            return f"tensor {name!r} {shape} is missing from the file"
-    for name in have:
-        if name not in want:
-            return f"tensor {name!r} in the file is not part of the model"
-    for name, shape in want.items():
-        if have[name] != shape and name != "pos_embed":  # timm resamples pos_embed itself
-            return f"tensor {name!r} is {have[name]} in the file, the model needs {shape}"
-    return None
-
-
-def _create(name: str, image_size: tuple[int, int], **kwargs: Any) -> nn.Module:
-    import timm
-
-    return timm.create_model(name, img_size=image_size, num_classes=0, **kwargs)
-
-
 def create_model(
     name: str,
     weights: str,
@@ -161,70 +78,13 @@ def create_model(
 ) -> tuple[nn.Module, str]:
     """Build timm model ``name`` with ``weights``; return it (eval mode) and its weights identity.
 
-    The identity is ``random:<seed>``, ``sha256:<hex of the file>`` or ``hub:<repo>@<revision>``.
-    ``model_kwargs`` go to ``timm.create_model`` (e.g. ``depth=2`` for fast tests).
+    The identity is ``random:<seed>``, ``sha256:<hex of the file>`` or ``hub:<repo>@<revision>``
+    (see :mod:`reconlab.weights`). ``model_kwargs`` go to ``timm.create_model``.
     """
     check_model_name(name, f"{key}.model")
-    if weights == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = _create(name, image_size, pretrained=False, **model_kwargs)
-        return model.eval(), f"random:{seed}"
-    if weights == "pretrained":
-        return _create_pretrained(name, image_size, key, **model_kwargs)
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{key}.weights: {weights!r} is neither 'pretrained', 'random' nor an existing file"
-        )
-    model = _create_from_file(name, path, image_size, key, **model_kwargs)
-    return model, f"sha256:{sha256_file(path)}"
-
-
-def _create_from_file(
-    name: str, path: Path, image_size: tuple[int, int], key: str, **model_kwargs: Any
-) -> nn.Module:
-    overlay = dict(file=str(path))
-    try:
-        model = _create(
-            name, image_size, pretrained=True, pretrained_cfg_overlay=overlay, **model_kwargs
-        )
-    except Exception as e:  # timm raises RuntimeError, KeyError, shape errors... depending on model
-        with torch.device("meta"):  # only the shapes are needed
-            reference = _create(name, image_size, pretrained=False, **model_kwargs)
-        try:
-            why = _first_mismatch(reference, path)
-        except Exception:  # an unreadable file: timm's own message says more
-            why = None
-        why = why or str(e).strip().splitlines()[0]
-        raise ValueError(f"{key}.weights: {path} does not fit {name}: {why}") from None
-    return model.eval()
-
-
-def _create_pretrained(
-    name: str, image_size: tuple[int, int], key: str, **model_kwargs: Any
-) -> tuple[nn.Module, str]:
-    import timm
-
-    cfg = timm.models.get_pretrained_cfg(name)
-    cfg = cfg.to_dict() if cfg is not None else {}
-    repo = cfg.get("hf_hub_id") or name
-    cached = _cached_hub_file(cfg)
-    if cached is not None:  # no network needed: load the cached file through timm's converter
-        path, revision = cached
-        model = _create_from_file(name, Path(path), image_size, key, **model_kwargs)
-        return model, f"hub:{repo}@{revision}"
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    if offline or not hub_reachable():
-        raise RuntimeError(
-            f"{key}.weights: 'pretrained' needs {repo} from {HUB_HOST}, which is unreachable "
-            "(or HF_HUB_OFFLINE is set) and "
-            "not in the local Hugging Face cache; set weights to a local checkpoint file "
-            "(a path) or to 'random' (seeded, marked untrained), e.g. --configfile config/offline.yaml"
-        )
-    model = _create(name, image_size, pretrained=True, **model_kwargs).eval()
-    cached = _cached_hub_file(cfg)
-    return model, f"hub:{repo}@{cached[1]}" if cached else f"hub:{repo}"
+    return create_timm_model(
+        name, weights, f"{key}.weights", seed, img_size=image_size, num_classes=0, **model_kwargs
+    )
 
 
 def patch_grid(

@@ -4,14 +4,12 @@ The codebook itself is updated by EMA (``decay`` in ``tokenizer.quantizer``), wh
 VQ-VAE codebook loss ||sg(z) - e||^2; the train log records this instead of a codebook term.
 
 A perceptual loss from randomly initialised features is not a perceptual loss, so the term is
-only built from pretrained weights (a local file, or ``pretrained`` through torchvision / timm);
-otherwise it is off and the reason is recorded.
+only built from pretrained weights (a local file, or ``pretrained`` through torchvision / timm,
+both through :mod:`reconlab.weights`); otherwise it is off and the reason is recorded.
 """
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -19,10 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from reconlab.tokenizer.model import TokenizerOutput
+from reconlab.weights import create_timm_model, load_into, torchvision_state
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _DINO_MODEL = "vit_small_patch14_dinov2.lvd142m"
+_KEY = "tokenizer.perceptual.weights"
 _ALTERNATIVES = "use a local weights file path, or 'none' to disable the perceptual loss"
 
 
@@ -37,35 +37,22 @@ class LossTerms(NamedTuple):
 
 
 class VGGFeatures(nn.Module):
-    """VGG16 features up to relu3_3 on ImageNet-normalised input."""
+    """VGG16 features up to relu3_3 on ImageNet-normalised input (torchvision's VGG16)."""
 
     def __init__(self, weights: str) -> None:
         super().__init__()
-        from torchvision.models import VGG16_Weights, vgg16
+        from torchvision.models import vgg16
 
-        if weights == "pretrained":
-            try:
-                model = _offline_guard(lambda: vgg16(weights=VGG16_Weights.IMAGENET1K_V1))
-            except Exception as e:  # noqa: BLE001 - any download failure means: no weights
-                raise RuntimeError(
-                    f"tokenizer.perceptual.weights: pretrained VGG16 unavailable "
-                    f"({type(e).__name__}); {_ALTERNATIVES}"
-                ) from None
-            self.features = model.features[:16]
-        else:
-            state = _load_state(weights)
-            state = {
-                k.removeprefix("features."): v
-                for k, v in state.items()
-                if not k.startswith("classifier.")
-            }
-            features = vgg16(weights=None).features
-            missing, _ = features.load_state_dict(state, strict=False)
-            if missing:
-                raise ValueError(
-                    f"tokenizer.perceptual.weights: {weights}: not VGG16 weights (missing {missing[0]})"
-                )
-            self.features = features[:16]
+        state, self.weights_id = torchvision_state("vgg16", weights, _KEY)
+        # A full VGG16 checkpoint or its `features` part alone: the classifier is not used.
+        state = {
+            k.removeprefix("features."): v
+            for k, v in state.items()
+            if not k.startswith("classifier.")
+        }
+        features = vgg16(weights=None).features
+        load_into(features, state, _KEY, weights)
+        self.features = features[:16]
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -78,57 +65,13 @@ class DINOFeatures(nn.Module):
 
     def __init__(self, weights: str) -> None:
         super().__init__()
-        import timm
-
-        if weights == "pretrained":
-            try:
-                self.model = _offline_guard(lambda: timm.create_model(_DINO_MODEL, pretrained=True))
-            except Exception as e:  # noqa: BLE001
-                raise RuntimeError(
-                    f"tokenizer.perceptual.weights: pretrained {_DINO_MODEL} unavailable "
-                    f"({type(e).__name__}); {_ALTERNATIVES}"
-                ) from None
-        else:
-            if not Path(weights).is_file():
-                raise FileNotFoundError(
-                    f"tokenizer.perceptual.weights: {weights} does not exist; {_ALTERNATIVES}"
-                )
-            self.model = timm.create_model(
-                _DINO_MODEL,
-                pretrained=True,
-                pretrained_cfg_overlay=dict(file=str(weights)),
-                img_size=224,
-            )
+        self.model, self.weights_id = create_timm_model(_DINO_MODEL, weights, _KEY, img_size=224)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
         return self.model.forward_features((x - self.mean) / self.std)
-
-
-def _offline_guard(fn):
-    """Run a download with a short socket timeout so a missing network fails in seconds."""
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(5)
-    try:
-        return fn()
-    finally:
-        socket.setdefaulttimeout(old)
-
-
-def _load_state(path: str) -> dict[str, torch.Tensor]:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"tokenizer.perceptual.weights: {p} does not exist; {_ALTERNATIVES}"
-        )
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(p)
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
 def build_perceptual(backbone: str, weights: str | None) -> tuple[nn.Module | None, str]:
@@ -142,7 +85,7 @@ def build_perceptual(backbone: str, weights: str | None) -> tuple[nn.Module | No
         raise ValueError(f"tokenizer.perceptual.weights: 'random' is not allowed; {_ALTERNATIVES}")
     net: nn.Module = VGGFeatures(weights) if backbone == "vgg16" else DINOFeatures(weights)
     net.eval().requires_grad_(False)
-    return net, f"{backbone} features, weights {weights}"
+    return net, f"{backbone} features, weights {weights} ({net.weights_id})"
 
 
 def tokenizer_loss(
