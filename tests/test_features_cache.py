@@ -164,3 +164,24 @@ def test_reading_one_row_does_not_load_the_shard(tmp_path):
     assert patch[7].sum().item() == 16 * 16 * 384
     grown = proc.memory_info().rss - before
     assert grown < path.stat().st_size / 4, f"RSS grew {grown / 1e6:.1f} MB for one row"
+
+
+def test_provenance_and_fingerprint_describe_the_cache(tmp_path):
+    make_cache(tmp_path, counts=(3, 2))
+    cache = FeatureCache.open(tmp_path)
+    assert cache.provenance() == {
+        "backbone_id": "tiny",
+        "model": "vit_tiny",
+        "weights": "random:0",  # the weights identity, as every metrics file records it
+        "untrained": True,
+        "image_size": [28, 42],
+        "patch_size": 14,
+        "grid": [2, 3],
+    }
+    fp = cache.fingerprint()
+    assert fp["weights"] == "random" and fp["weights_id"] == "random:0"
+    assert fp["dtype"] == "bf16" and len(fp["shards"]["train"]) == 2
+    assert all(len(h) == 64 for h in fp["shards"]["train"])
+    # a recomputed shard (other bytes) gives another fingerprint: a trained decoder refuses it
+    make_cache(tmp_path, counts=(2, 3))
+    assert FeatureCache.open(tmp_path).fingerprint()["shards"] != fp["shards"]

@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from reconlab.config import validate_params
 from reconlab.sparse.flow import flow_matching_loss
 from reconlab.sparse.grid import cell_config, cell_config_json
 from reconlab.sparse.models import MODELS, create_model
 from reconlab.sparse.task import QuerySampler
-from reconlab.sparse.techniques import DEFAULT_SETTINGS, TECHNIQUES, check_techniques
+from reconlab.sparse.techniques import TECHNIQUES, check_techniques
 from reconlab.sparse.train import build_model, train_cell
+
+# Each technique's settings as the schema fills them (the schema is their one source).
+DEFAULT_SETTINGS = validate_params({})["sparse"]["techniques"]
 
 
 def tiny_cfg(techniques=(), backbone="transformer", prediction="velocity"):

@@ -161,14 +161,6 @@ class FieldsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ReportConfig:
-    """``report``: the offline HTML report."""
-
-    title: str = "reconlab report"
-    max_thumbnails: int = 12
-
-
-@dataclasses.dataclass(frozen=True)
 class FeaturesConfig:
     """``features``: one DINOv2 / DINOv3 token cache per backbone (``data/features/{id}``)."""
 
@@ -263,25 +255,3 @@ class DiagnosticsConfig:
     remove_directions: int = 1  # top-k background principal directions removed (0: off)
     compare_grid: list | None = None  # [h, w]; None = the smaller grid of a pair
     layer: int | None = None  # None: final-layer patch tokens; k: cached patch_layer{k}
-
-
-def _sparse_default(key: str):
-    """A nested ``sparse`` default exactly as the schema fills it (one source of truth)."""
-    return dataclasses.field(default_factory=lambda: validate_params({"sparse": {}})["sparse"][key])
-
-
-@dataclasses.dataclass(frozen=True)
-class SparseConfig:
-    """``sparse``: the sparse-query flow-matching study (nested sections stay plain dicts whose
-    defaults come from the schema). A cell's own view is ``sparse.grid.cell_config``."""
-
-    mask_seed: int = 0  # evaluation masks: identical for every cell and baseline
-    observed: int = 51  # observed pixels per field (5% of 32x32)
-    queries: int = 200  # random query pixels per field and training step
-    model: dict = _sparse_default("model")  # backbone, width, fourier, kernel prior, ...
-    train: dict = _sparse_default("train")  # steps, batch_size, lr, device, ...
-    sampler: dict = _sparse_default("sampler")  # ODE method and steps
-    techniques: dict = _sparse_default("techniques")  # settings of the ten techniques
-    grid: dict = _sparse_default("grid")  # searched techniques, rounds, seeds, splits
-    baselines: dict = _sparse_default("baselines")  # interpolation methods
-    overfit: dict = _sparse_default("overfit")  # one-field capacity check

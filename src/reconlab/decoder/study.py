@@ -37,23 +37,6 @@ from reconlab.runtime import compute_record, precision_for, resolve_device
 MODEL_FILE = "model.safetensors"
 
 
-def cache_identity(cache: FeatureCache) -> dict[str, Any]:
-    """What a trained decoder depends on in the cache (part of the resume fingerprint)."""
-    i = cache.index
-    return {
-        "backbone_id": i["backbone_id"],
-        "model": i["model"],
-        "weights": i["weights"],
-        "weights_id": i["weights_id"],
-        "untrained": bool(i["untrained"]),
-        "dtype": i["dtype"],
-        "image_size": list(i["image_size"]),
-        "patch_size": i["patch_size"],
-        "grid": list(i["grid"]),
-        "shards": {s: [e["sha256"] for e in v["shards"]] for s, v in i["splits"].items()},
-    }
-
-
 def _train_params(cfg: DecoderConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in DECODER_EVAL_KEYS}
 
@@ -68,7 +51,7 @@ def run_training(
 ) -> dict[str, Any]:
     """Train one decoder on one backbone's cache; write model, log and train.json to ``out``."""
     cache = FeatureCache.open(features)
-    identity = cache_identity(cache)
+    identity = cache.fingerprint()
     train = load_split(cache, "train", cfg.inputs, prepared)
     if train is None:
         raise ValueError(f"{cache.index_path}: the train split is empty; nothing to train on")
@@ -130,7 +113,7 @@ def run_evaluation(
     cache = FeatureCache.open(features)
     device = resolve_device(cfg.device)
     model, info = load_trained(model_file, device)
-    identity = cache_identity(cache)
+    identity = cache.fingerprint()
     if info["features"] != identity:
         raise ValueError(f"{model_file}: trained on another feature cache than {cache.index_path}")
     train_cfg = DecoderConfig(
@@ -153,12 +136,7 @@ def run_evaluation(
     name = identity["backbone_id"]
     metrics = {
         **result.summary,
-        "backbone_id": name,
-        "model": identity["model"],
-        "weights": identity["weights_id"],
-        "untrained": untrained,
-        "grid": identity["grid"],
-        "image_size": identity["image_size"],
+        **cache.provenance(),
         "decoder_arch": train_cfg.arch,
         "decoder_parameters": info["parameters"],
         "n_train": info["n_train"],

@@ -68,19 +68,6 @@ def split_smoothness(split: FeatureSplit, grid: Sequence[int] | None = None, ten
     return torch.cat(per_patch), torch.cat(per_image)
 
 
-def provenance(cache: FeatureCache) -> dict[str, Any]:
-    i = cache.index
-    return {
-        "backbone_id": i["backbone_id"],
-        "model": i["model"],
-        "weights": cache.weights_id,  # "random:<seed>", a sha256, or "hub:..."
-        "untrained": cache.untrained,
-        "image_size": list(i["image_size"]),
-        "patch_size": i["patch_size"],
-        "grid": list(i["grid"]),
-    }
-
-
 def describe(cache: FeatureCache) -> str:
     i = cache.index
     (height, width), (h, w) = i["image_size"], i["grid"]
@@ -155,7 +142,7 @@ def diagnose_backbone(
     others = torch.cat([ref[:ref_image], ref[ref_image + 1 :]]).flatten()
 
     metrics: dict[str, Any] = {
-        **provenance(cache),
+        **cache.provenance(),
         "stage": "diagnostics",
         "split": cfg.split,
         "tensor": tensor,
@@ -261,7 +248,7 @@ def compare_backbones(
             f"{describe(cache)}, {tensor}{note}; one cell = {cell_px[0]:.3g}x{cell_px[1]:.3g} px"
         )
         entries[name] = {
-            **provenance(cache),
+            **cache.provenance(),
             "tensor": tensor,
             "resampled": resampled,
             "cell_pixels": cell_px,

@@ -257,6 +257,38 @@ class FeatureCache:
     def weights_id(self) -> str:
         return str(self.index["weights_id"])
 
+    def provenance(self) -> dict[str, Any]:
+        """What every result computed from this cache records about it (metrics.json keys).
+
+        ``backbone_id``, timm ``model``, ``weights`` (the weights identity: ``"random:<seed>"``,
+        a sha256 or ``"hub:..."``), ``untrained``, ``image_size`` and ``grid`` ([h, w]) and
+        ``patch_size`` (px).
+        """
+        i = self.index
+        return {
+            "backbone_id": i["backbone_id"],
+            "model": i["model"],
+            "weights": self.weights_id,
+            "untrained": self.untrained,
+            "image_size": list(i["image_size"]),
+            "patch_size": i["patch_size"],
+            "grid": list(i["grid"]),
+        }
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a model trained on this cache depends on: :meth:`provenance` with ``weights``
+        as the policy (``pretrained`` / a file / ``random``) beside ``weights_id``, the
+        ``dtype`` and every shard's sha256 by split. A trained decoder saves it and refuses to
+        be evaluated on a cache with another one."""
+        i = self.index
+        return {
+            **self.provenance(),
+            "weights": i["weights"],
+            "weights_id": self.weights_id,
+            "dtype": i["dtype"],
+            "shards": {s: [e["sha256"] for e in v["shards"]] for s, v in i["splits"].items()},
+        }
+
     @property
     def splits(self) -> list[str]:
         return list(self.index["splits"])

@@ -18,6 +18,9 @@ clip_warmup    training: linear warm-up of the learning rate and gradient-norm c
 droppath       model: stochastic depth on every residual branch
 =============  =========================================================================
 
+Each technique's settings, their defaults and ranges are written once, in the schema
+(``workflow/schemas/params.schema.yaml``, ``sparse.techniques``).
+
 The registry here imports nothing heavy (the Snakefile reads it at DAG-build time); the tensor
 math of the techniques lives beside the model that uses it (:mod:`reconlab.sparse.flow`).
 """
@@ -36,19 +39,6 @@ TECHNIQUES = (
     "clip_warmup",
     "droppath",
 )
-
-DEFAULT_SETTINGS: dict[str, dict] = {
-    "reflow": {"start": 0.5, "ode_steps": 4},
-    "multiscale": {"octaves": 6},
-    "consistency": {"weight": 0.5},
-    "fft_loss": {"weight": 0.1, "max_freq": 6},
-    "adaln": {},
-    "self_cond": {"prob": 0.5},
-    "ema": {"decay": 0.995},
-    "cosine_t": {},
-    "clip_warmup": {"max_norm": 1.0, "warmup": 0.1},
-    "droppath": {"rate": 0.1},
-}
 
 
 def check_techniques(names) -> tuple[str, ...]:
