@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from reconlab.cli import add_params_args, load_section
@@ -13,7 +12,6 @@ def _prepare_images(args: argparse.Namespace) -> int:
     from reconlab.config import DataConfig, from_section
     from reconlab.data.images import prepare_images
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = from_section(DataConfig, load_section(args))
     s = prepare_images(cfg, args.out)
     print(

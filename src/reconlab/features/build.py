@@ -141,14 +141,95 @@ def _load_progress(work: Path, header: dict[str, Any]) -> dict[str, Any]:
 
 
 def _feature_rows(
-    extractor: FeatureExtractor, loader: DataLoader, dtype: torch.dtype
+    extractor: FeatureExtractor, loader: DataLoader, dtype: torch.dtype, bar: Any
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Per batch: {tensor name: (B, ...) on CPU in the cache dtype}."""
+    """Per batch: {tensor name: (B, ...) on CPU in the cache dtype}; ``bar`` (tqdm) counts it."""
     for images in loader:
         f = extractor(images)
         rows = {"cls": f.cls, "patch": f.patch}
         rows.update({f"patch_layer{k}": t for k, t in f.layers.items()})
+        bar.update(len(f.cls))
         yield {name: t.to("cpu", dtype) for name, t in rows.items()}
+
+
+ShardPlan = dict[str, list[tuple[int, list[dict[str, str]], bool]]]
+
+
+def plan_shards(
+    splits: Mapping[str, list[dict[str, str]]],
+    progress: Mapping[str, Any],
+    work: Path,
+    header: Mapping[str, Any],
+    shard_size: int,
+) -> ShardPlan:
+    """Per split, ``(k, manifest rows, done)`` for every shard: ``done`` when ``progress`` holds
+    it for the same images and its file in ``work`` still matches (bytes, shapes); a damaged
+    one is logged and recomputed."""
+    plan: ShardPlan = {}
+    for split, rows in splits.items():
+        plan[split] = []
+        for k, start in enumerate(range(0, len(rows), shard_size)):
+            chunk = rows[start : start + shard_size]
+            done = progress["shards"].get(split, {}).get(shard_name(k))
+            ok = bool(done) and done.get("inputs") == _inputs_hash(chunk)
+            if ok:
+                problem = shard_problem(work / split / shard_name(k), done, header)
+                if problem:
+                    log.warning("%s/%s/%s: %s; recomputing", work, split, shard_name(k), problem)
+                ok = problem is None
+            plan[split].append((k, chunk, ok))
+    return plan
+
+
+def fill_shards(
+    stream: Iterator[dict[str, torch.Tensor]],
+    pending: list[tuple[int, list[dict[str, str]]]],
+    header: Mapping[str, Any],
+    dtype: torch.dtype,
+) -> Iterator[tuple[int, list[dict[str, str]], dict[str, torch.Tensor]]]:
+    """Cut the batches of ``stream`` into the ``pending`` shards, in order: yields
+    ``(k, rows, tensors)`` as each shard is full, its tensors shaped as ``header`` says
+    (:func:`expected_shapes`). Whole batches run; their rows may straddle two shards, so peak
+    memory is one shard plus one batch."""
+    rest: dict[str, torch.Tensor] = {}  # rows of the last batch not yet in a shard
+    for k, chunk in pending:
+        n = len(chunk)
+        buffers = {
+            name: torch.empty(shape, dtype=dtype)
+            for name, shape in expected_shapes(header, n).items()
+        }
+        filled = 0
+        while filled < n:
+            if not rest:
+                rest = next(stream)
+            take = min(n - filled, len(rest["cls"]))
+            for name, buffer in buffers.items():
+                buffer[filled : filled + take] = rest[name][:take]
+            rest = {name: t[take:] for name, t in rest.items()} if take < len(rest["cls"]) else {}
+            filled += take
+        yield k, chunk, buffers
+
+
+def finished_index(
+    header: Mapping[str, Any],
+    splits: Mapping[str, list[dict[str, str]]],
+    plan: ShardPlan,
+    progress: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The cache's ``index.json``: ``header`` plus, per split, its files and shard entries."""
+    index = dict(header)
+    index["splits"] = {}
+    for split, rows in splits.items():
+        shard_entries = []
+        for k, _, _ in plan[split]:
+            e = progress["shards"][split][shard_name(k)]
+            shard_entries.append({key: e[key] for key in ("file", "count", "sha256", "bytes")})
+        index["splits"][split] = {
+            "count": len(rows),
+            "files": [r["file"] for r in rows],
+            "shards": shard_entries,
+        }
+    return index
 
 
 def cache_features(
@@ -182,23 +263,7 @@ def cache_features(
     header = index_header(backbone_id, backbone, cfg, compute_record(extractor.precision))
     work = out.with_name(f".{out.name}.partial")
     progress = _load_progress(work, header)
-    shard_size, dtype = cfg.shard_size, DTYPES[cfg.dtype]
-
-    # Which shards are already done (and still valid), which must be computed.
-    plan: dict[str, list[tuple[int, list[dict[str, str]], bool]]] = {}
-    for split, rows in splits.items():
-        plan[split] = []
-        for k, start in enumerate(range(0, len(rows), shard_size)):
-            chunk = rows[start : start + shard_size]
-            done = progress["shards"].get(split, {}).get(shard_name(k))
-            ok = bool(done) and done.get("inputs") == _inputs_hash(chunk)
-            if ok:
-                problem = shard_problem(work / split / shard_name(k), done, header)
-                if problem:
-                    log.warning("%s/%s/%s: %s; recomputing", work, split, shard_name(k), problem)
-                    print(f"recomputing {split}/{shard_name(k)}: {problem}", flush=True)
-                ok = problem is None
-            plan[split].append((k, chunk, ok))
+    plan = plan_shards(splits, progress, work, header, cfg.shard_size)
 
     todo = sum(len(c) for p in plan.values() for _, c, ok in p if not ok)
     total = sum(len(rows) for rows in splits.values())
@@ -222,47 +287,17 @@ def cache_features(
             num_workers=cfg.num_workers,
             pin_memory=device.type == "cuda",
         )
-        stream = _feature_rows(extractor, loader, dtype)
-        rest: dict[str, torch.Tensor] = {}  # rows of the last batch not yet in a shard
-        for k, chunk in pending:
-            n = len(chunk)
-            buffers = {
-                name: torch.empty(shape, dtype=dtype)
-                for name, shape in expected_shapes(header, n).items()
-            }
-            filled = 0
-            while filled < n:  # whole batches run; their rows may straddle two shards
-                if not rest:
-                    rest = next(stream)
-                take = min(n - filled, len(rest["cls"]))
-                for name, buffer in buffers.items():
-                    buffer[filled : filled + take] = rest[name][:take]
-                rest = (
-                    {name: t[take:] for name, t in rest.items()} if take < len(rest["cls"]) else {}
-                )
-                filled += take
-                bar.update(take)
-            done = write_shard(work / split / shard_name(k), buffers)
+        stream = _feature_rows(extractor, loader, DTYPES[cfg.dtype], bar)
+        for k, chunk, tensors in fill_shards(stream, pending, header, DTYPES[cfg.dtype]):
+            done = write_shard(work / split / shard_name(k), tensors)
             done["inputs"] = _inputs_hash(chunk)
             progress["shards"].setdefault(split, {})[shard_name(k)] = done
             write_json(work / PROGRESS_NAME, progress)
     bar.close()
     seconds = time.perf_counter() - t0
-
-    index = dict(header)
-    index["splits"] = {}
-    for split, rows in splits.items():
-        shard_entries = []
-        for k, _, _ in plan[split]:
-            e = progress["shards"][split][shard_name(k)]
-            shard_entries.append({key: e[key] for key in ("file", "count", "sha256", "bytes")})
-        index["splits"][split] = {
-            "count": len(rows),
-            "files": [r["file"] for r in rows],
-            "shards": shard_entries,
-        }
     if todo:
-        print(f"{backbone_id}: {todo} images in {seconds:.1f} s ({todo / seconds:.1f} img/s)")
+        log.info("%s: %d images in %.1f s (%.1f img/s)", backbone_id, todo, seconds, todo / seconds)
+    index = finished_index(header, splits, plan, progress)
     write_index(work, index)
     (work / PROGRESS_NAME).unlink()
     swap_dir(work, out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from reconlab.cli import add_params_args, load_section
@@ -39,7 +38,6 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from reconlab.tokenizer.evaluate import evaluate_tokenizer
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = _config(args)
     results = evaluate_tokenizer(args.model, cfg, args.manifest, args.data_source, args.out)
     for r in results:
