@@ -69,93 +69,77 @@ def family_fit_limit(base: Mapping, families) -> dict | None:
     return {f: r if isinstance(r, str) else r["psnr"] for f, r in rows.items() if f in families}
 
 
-def aggregate(
-    section: Mapping,
-    rounds_dir: str | Path,
-    cells_dir: str | Path,
-    baselines: str | Path,
-    overfit: str | Path,
-    out: str | Path,
-    metrics_out: str | Path,
-) -> dict:
-    """Write performance_matrix.csv, technique_ranking.json, best_combinations.json,
-    improvement_heatmap.png and summary.json under ``out``; small scalars to ``metrics_out``."""
-    from reconlab.sparse.plots import improvement_heatmap
-
-    out, cells_dir = Path(out), Path(cells_dir)
-    g = section["grid"]
-    records = [read_json(Path(rounds_dir) / f"round{k}.json") for k in range(1, g["rounds"] + 1)]
-    round_of = {c: r["round"] for r in records for c in r["cells"]}
-    cells = list(round_of)
-    if g["fixed_query_ablation"]:
-        cells.append(ABLATION)
-    results = load_cells(cells_dir, cells, g["seeds"])
-    split, sel = g["eval_split"], g["select_split"]
-    families = list(results[BASELINE][0][split]["by_family"])
-    rows = matrix_rows(results, round_of, split, families)
-    write_csv(out / "performance_matrix.csv", rows, list(rows[0]))
-
-    sel_scores = score_cells({c: r for c, r in results.items() if c != ABLATION}, sel)
-    ranking = technique_ranking(sel_scores)
+def ranked_techniques(results: Mapping[str, list[dict]], sel: str, split: str) -> list[dict]:
+    """:func:`technique_ranking` on the selection split (the ablation left out), each entry with
+    its gain over the baseline cell on the reported split (``{split}_gain_db``, dB)."""
+    ranking = technique_ranking(
+        score_cells({c: r for c, r in results.items() if c != ABLATION}, sel)
+    )
     test_scores = score_cells(results, split)
     for r in ranking:
         r[f"{split}_gain_db"] = round(
             test_scores[r["technique"]]["mean"] - test_scores[BASELINE]["mean"], 4
         )
-    write_json(out / "technique_ranking.json", {"select_split": sel, "ranking": ranking})
+    return ranking
 
-    best = records[-1]["best_so_far"]
-    by_cell = {r["cell"]: r for r in rows}
+
+def best_combinations(records: list[dict], rows: list[dict], sel: str, split: str) -> dict:
+    """The greedy path round by round and the ten best cells on the reported split."""
     best_rows = [r for r in rows if r["cell"] != ABLATION][:10]
-    write_json(
-        out / "best_combinations.json",
-        {
-            "selected_on": sel,
-            "reported_on": split,
-            "best_cell": best,
-            "greedy_path": [
-                {
-                    "round": r["round"],
-                    "best_so_far": r["best_so_far"],
-                    "psnr": r["best_so_far_psnr"],
-                }
-                for r in records
-            ],
-            "top_by_test_psnr": [
-                {"cell": r["cell"], "psnr": r["psnr"], "psnr_std": r["psnr_std"]} for r in best_rows
-            ],
-        },
-    )
+    return {
+        "selected_on": sel,
+        "reported_on": split,
+        "best_cell": records[-1]["best_so_far"],
+        "greedy_path": [
+            {"round": r["round"], "best_so_far": r["best_so_far"], "psnr": r["best_so_far_psnr"]}
+            for r in records
+        ],
+        "top_by_test_psnr": [
+            {"cell": r["cell"], "psnr": r["psnr"], "psnr_std": r["psnr_std"]} for r in best_rows
+        ],
+    }
 
+
+def plot_gains(path: Path, rows: list[dict], families: list[str], title: str) -> None:
+    """Heatmap of each cell's per-family PSNR gain (dB) over the baseline cell."""
+    from reconlab.sparse.plots import improvement_heatmap
+
+    by_cell = {r["cell"]: r for r in rows}
     base_row = by_cell[BASELINE]
     shown = [r["cell"] for r in rows if r["cell"] != BASELINE]
     gains = np.array(
         [[by_cell[c][f"psnr_{f}"] - base_row[f"psnr_{f}"] for f in families] for c in shown]
     )
-    improvement_heatmap(
-        out / "improvement_heatmap.png",
-        shown,
-        families,
-        gains.reshape(len(shown), len(families)),
-        f"PSNR gain over baseline ({split}, mean of {len(g['seeds'])} seed(s))",
-    )
+    improvement_heatmap(path, shown, families, gains.reshape(len(shown), len(families)), title)
 
-    base = read_json(baselines)[split]
+
+def grid_summary(
+    results: Mapping[str, list[dict]],
+    rows: list[dict],
+    records: list[dict],
+    ranking: list[dict],
+    base: Mapping,
+    overfit: Mapping,
+    families: list[str],
+    split: str,
+) -> dict:
+    """``summary.json`` (less ``seeds``): the best cell against the baselines, the ablation, the
+    overfit check, compute and the study's targets. ``base`` is the baselines JSON of ``split``."""
+    by_cell = {r["cell"]: r for r in rows}
+    best = records[-1]["best_so_far"]
     best_baseline = best_interpolation_baseline(base, families)
     limit = family_fit_limit(base, families)
     best_by_family = {f: by_cell[best][f"psnr_{f}"] for f in families}
     wins = sum(best_by_family[f] > best_baseline[f][0] for f in families)
-    ov = read_json(overfit)
     mean_psnr = base["mean"]["all"]["psnr"] if "mean" in base else None
     ablation = by_cell[ABLATION]["psnr"] if ABLATION in by_cell else None
-    starts = [r["started"] for runs in results.values() for r in runs]
-    ends = [r["finished"] for runs in results.values() for r in runs]
-    summary = {
+    runs = [r for rs in results.values() for r in rs]
+    return {
         "best_cell": best,
         "best_psnr": by_cell[best]["psnr"],
         "best_psnr_std": by_cell[best]["psnr_std"],
         "best_psnr_unclamped": by_cell[best]["psnr_unclamped"],
-        "baseline_cell_psnr": base_row["psnr"],
+        "baseline_cell_psnr": by_cell[BASELINE]["psnr"],
         "best_psnr_by_family": best_by_family,
         "best_baseline_psnr_by_family": {f: v[0] for f, v in best_baseline.items()},
         "best_baseline_method_by_family": {f: v[1] for f, v in best_baseline.items()},
@@ -172,13 +156,10 @@ def aggregate(
         "fixed_query_ablation_collapsed": None
         if ablation is None or mean_psnr is None
         else bool(ablation <= mean_psnr + COLLAPSE_MARGIN_DB),
-        "overfit_psnr": ov["psnr"],
-        "grid_wall_s": round(max(ends) - min(starts), 1),
-        "grid_train_seconds": round(
-            sum(r["train_seconds"] for runs in results.values() for r in runs), 1
-        ),
+        "overfit_psnr": overfit["psnr"],
+        "grid_wall_s": round(max(r["finished"] for r in runs) - min(r["started"] for r in runs), 1),
+        "grid_train_seconds": round(sum(r["train_seconds"] for r in runs), 1),
         "cells": len(results),
-        "seeds": list(g["seeds"]),
         "rounds": len(records),
         "beneficial_techniques": [r["technique"] for r in ranking if r["beneficial"]],
         "beneficial_techniques_pooled": [r["technique"] for r in ranking if r["beneficial_pooled"]],
@@ -188,25 +169,64 @@ def aggregate(
         },
         "split": split,
     }
-    write_json(out / "summary.json", summary)
-    metrics = {
-        k: summary[k]
-        for k in (
-            "best_psnr",
-            "baseline_cell_psnr",
-            "fixed_query_ablation_psnr",
-            "overfit_psnr",
-            "families_above_best_baseline",
-            # summed compute seconds of the cells; the grid's wall time (which counts unrelated
-            # jobs run in between) stays in summary.json and the report, out of dvc metrics diff
-            "grid_train_seconds",
-        )
-    }
-    metrics["best_psnr_sinusoid"] = best_by_family.get("sinusoid")
+
+
+# summary.json keys that dvc metrics diff shows: the summed compute seconds of the cells, not the
+# grid's wall time (which counts unrelated jobs run in between; it stays in summary.json)
+DVC_METRICS = (
+    "best_psnr",
+    "baseline_cell_psnr",
+    "fixed_query_ablation_psnr",
+    "overfit_psnr",
+    "families_above_best_baseline",
+    "grid_train_seconds",
+)
+
+
+def dvc_metrics(summary: Mapping, results: Mapping[str, list[dict]]) -> dict:
+    """The small scalars of ``metrics/sparse.json`` (numbers only) and the cells' compute."""
+    metrics = {k: summary[k] for k in DVC_METRICS}
+    metrics["best_psnr_sinusoid"] = summary["best_psnr_by_family"].get("sinusoid")
     metrics["best_baseline_psnr_sinusoid"] = summary["best_baseline_psnr_by_family"].get("sinusoid")
-    for f, v in (limit or {}).items():  # numbers only: a family without a form has no key
-        if not isinstance(v, str):
+    for f, v in (summary["family_fit_psnr_by_family"] or {}).items():
+        if not isinstance(v, str):  # a family without a form has no key
             metrics[f"family_fit_psnr_{f}"] = v
     metrics["compute"] = summarize_compute(r for runs in results.values() for r in runs)
-    write_json(metrics_out, metrics)
+    return metrics
+
+
+def aggregate(
+    section: Mapping,
+    rounds_dir: str | Path,
+    cells_dir: str | Path,
+    baselines: str | Path,
+    overfit: str | Path,
+    out: str | Path,
+    metrics_out: str | Path,
+) -> dict:
+    """Write performance_matrix.csv, technique_ranking.json, best_combinations.json,
+    improvement_heatmap.png and summary.json under ``out``; small scalars to ``metrics_out``."""
+    out, g = Path(out), section["grid"]
+    records = [read_json(Path(rounds_dir) / f"round{k}.json") for k in range(1, g["rounds"] + 1)]
+    round_of = {c: r["round"] for r in records for c in r["cells"]}
+    cells = [*round_of, ABLATION] if g["fixed_query_ablation"] else list(round_of)
+    results = load_cells(Path(cells_dir), cells, g["seeds"])
+    split, sel = g["eval_split"], g["select_split"]
+    families = list(results[BASELINE][0][split]["by_family"])
+
+    rows = matrix_rows(results, round_of, split, families)
+    write_csv(out / "performance_matrix.csv", rows, list(rows[0]))
+    ranking = ranked_techniques(results, sel, split)
+    write_json(out / "technique_ranking.json", {"select_split": sel, "ranking": ranking})
+    write_json(out / "best_combinations.json", best_combinations(records, rows, sel, split))
+    title = f"PSNR gain over baseline ({split}, mean of {len(g['seeds'])} seed(s))"
+    plot_gains(out / "improvement_heatmap.png", rows, families, title)
+
+    base, ov = read_json(baselines)[split], read_json(overfit)
+    summary = {
+        **grid_summary(results, rows, records, ranking, base, ov, families, split),
+        "seeds": list(g["seeds"]),
+    }
+    write_json(out / "summary.json", summary)
+    write_json(metrics_out, dvc_metrics(summary, results))
     return summary
