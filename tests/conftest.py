@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -56,18 +57,23 @@ def snakemake(project: Path, *args: str, check: bool = True) -> subprocess.Compl
     return run([str(BIN / "snakemake"), "--cores", "all", *args], project, check=check)
 
 
+def snakemake_plan(project: Path, *args: str) -> list[dict[str, str]]:
+    """Snakemake's own plan, machine-readable: one row per output file of the DAG, from
+    ``snakemake --summary`` (tab-separated: ``output_file``, ``date``, ``rule``,
+    ``log-file(s)``, ``status``, ``plan``; ``plan`` is ``update pending`` or ``no update``).
+
+    ``--summary`` honours targets and ``--configfile`` but not ``--until``: name the target.
+    """
+    if "--until" in args:
+        raise ValueError("snakemake --summary ignores --until; pass the rule as a target")
+    lines = snakemake(project, "--summary", *args).stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("output_file\t"))
+    return list(csv.DictReader(lines[start:], delimiter="\t"))
+
+
 def planned_jobs(project: Path, *args: str) -> set[str]:
-    """Rule names a dry run would execute (``rule all`` excluded)."""
-    proc = snakemake(project, "-n", *args)
-    out = proc.stdout + proc.stderr
-    rules = set()
-    for line in out.splitlines():
-        line = line.strip()
-        for prefix in ("localrule ", "rule ", "localcheckpoint ", "checkpoint "):
-            if line.startswith(prefix) and line.endswith(":"):
-                rules.add(line[len(prefix) : -1])
-    rules.discard("all")
-    return rules
+    """Rule names a run would execute (``rule all`` has no outputs, so it is never listed)."""
+    return {r["rule"] for r in snakemake_plan(project, *args) if r["plan"] == "update pending"}
 
 
 def metrics_file(project: Path, stage: str, *args: str) -> Path:

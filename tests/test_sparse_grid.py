@@ -1,10 +1,11 @@
 """The greedy technique grid: naming, round expansion, ranking, and a real checkpoint-driven run."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SMOKE, SMOKE_METRICS, snakemake
+from conftest import SMOKE, SMOKE_METRICS, snakemake, snakemake_plan
 
 from reconlab.config import validate_params
 from reconlab.sparse.grid import (
@@ -101,20 +102,14 @@ SPARSE_TARGETS = ["results/sparse/summary.json", str(SMOKE_METRICS / "sparse.jso
 
 
 def _jobs(project, *args):
-    """(rule, cell) pairs a dry run would execute."""
-    out = snakemake(project, "-n", *SPARSE_TARGETS, *args, *SMOKE).stdout
-    jobs, rule = set(), None
-    for line in out.splitlines():
-        line = line.strip()
-        for prefix in ("localrule ", "rule ", "localcheckpoint ", "checkpoint "):
-            if line.startswith(prefix) and line.endswith(":"):
-                rule = line[len(prefix) : -1]
-                jobs.add((rule, None))
-        if line.startswith("wildcards:") and rule == "sparse_cell":
-            cell = dict(
-                kv.split("=") for kv in line[len("wildcards:") :].replace(" ", "").split(",")
-            )["cell"]
-            jobs.add((rule, cell))
+    """(rule, cell) pairs a run would execute, from Snakemake's ``--summary`` plan (the cell is
+    read from each sparse_cell output path, ``results/sparse/cells/{cell}/seed{seed}/...``)."""
+    jobs = set()
+    for row in snakemake_plan(project, *SPARSE_TARGETS, *args, *SMOKE):
+        if row["plan"] == "update pending":
+            path = Path(row["output_file"])
+            cell = path.parts[3] if row["rule"] == "sparse_cell" else None
+            jobs.add((row["rule"], cell))
     return jobs
 
 

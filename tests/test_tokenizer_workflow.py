@@ -41,7 +41,7 @@ def test_tokenizer_rules_run_and_rerun_by_content(project):
         assert not (p / f"results/tokenizer/.checkpoints/{variant}.pt").exists()
     for fig in ("psnr_vs_bpp.png", "resolution_scaling.png", "summary.csv"):
         assert (p / "results/tokenizer" / fig).stat().st_size > 0
-    assert not planned_jobs(p, *SMOKE, "--until", "summarize_tokenizer") & TOKENIZER_JOBS
+    assert not planned_jobs(p, "summarize_tokenizer", *SMOKE) & TOKENIZER_JOBS
 
     # JPEG qualities: the baseline and the summary rerun, no training, no evaluation.
     path = p / "config/smoke.yaml"
@@ -49,20 +49,20 @@ def test_tokenizer_rules_run_and_rerun_by_content(project):
     data = yaml.safe_load(original)
     data["tokenizer"]["jpeg"]["qualities"] = [10, 60]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    jobs = planned_jobs(p, *SMOKE, "--until", "summarize_tokenizer")
+    jobs = planned_jobs(p, "summarize_tokenizer", *SMOKE)
     assert jobs & TOKENIZER_JOBS == {"jpeg_baseline", "summarize_tokenizer"}
 
     # An evaluation setting: evaluation reruns, training does not.
     data = yaml.safe_load(original)
     data["tokenizer"]["eval"]["overlap"] = 0
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    jobs = planned_jobs(p, *SMOKE, "--until", "summarize_tokenizer")
+    jobs = planned_jobs(p, "summarize_tokenizer", *SMOKE)
     assert "evaluate_tokenizer" in jobs and "train_tokenizer" not in jobs
 
     # A training setting: everything of the stage reruns except the JPEG baseline.
     data = yaml.safe_load(original)
     data["tokenizer"]["train"]["steps"] = 5
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    jobs = planned_jobs(p, *SMOKE, "--until", "summarize_tokenizer")
+    jobs = planned_jobs(p, "summarize_tokenizer", *SMOKE)
     assert jobs & TOKENIZER_JOBS == TOKENIZER_JOBS - {"jpeg_baseline"}
     path.write_text(original)
