@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from reconlab import config as cfgmod
-from reconlab.config import ParamsError, load_params, validate_params
+from reconlab.config import ParamsError, load_params, section_json, validate_params
 
 SECTION_CLASSES = {
     name: obj
@@ -96,3 +96,12 @@ def test_dataclass_defaults_agree_with_schema(name):
 
 def _matches(cls, sub_schema) -> bool:
     return {f.name for f in dataclasses.fields(cls)} == set(sub_schema.get("properties", {}))
+
+
+def test_section_json_keeps_only_or_drops_keys_canonically():
+    config = {"decoder": {"lr": 0.001, "epochs": 3, "max_samples": 2}}
+    assert section_json(config, "decoder") == '{"epochs":3,"lr":0.001,"max_samples":2}'
+    assert section_json(config, "decoder", only=["lr"]) == '{"lr":0.001}'
+    assert section_json(config, "decoder", drop=["max_samples"]) == '{"epochs":3,"lr":0.001}'
+    with pytest.raises(KeyError, match="nope"):
+        section_json(config, "decoder", only=["nope"])

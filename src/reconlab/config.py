@@ -105,9 +105,37 @@ def load_params(path: str | Path = "params.yaml", overlays: Sequence[str | Path]
     return validate_params(config)
 
 
-def section_json(config: Mapping, name: str) -> str:
-    """One params section as canonical JSON: what a rule passes to ``reconlab <stage> --params``."""
-    return json.dumps(config[name], sort_keys=True, separators=(",", ":"))
+def canonical_json(obj: Any) -> str:
+    """``obj`` as canonical JSON (sorted keys, no spaces): equal values give equal strings.
+
+    The one serialisation of a rule's params, so a rerun is triggered by a changed value and
+    never by key order or formatting.
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def section_json(
+    config: Mapping,
+    name: str,
+    *,
+    only: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+) -> str:
+    """One params section as canonical JSON: what a rule passes to ``reconlab <stage> --params``.
+
+    Args:
+        config: the validated params (Snakemake's ``config``).
+        name: the section, e.g. ``"decoder"``.
+        only: keep just these keys (the rule's rerun trigger is then only them); keys left out
+            take their schema defaults when the command validates the JSON.
+        drop: leave these keys out, e.g. evaluation-only keys of a training rule.
+
+    Raises:
+        KeyError: ``name`` or a key of ``only`` is not in the section.
+    """
+    section = config[name]
+    keys = list(only) if only is not None else [k for k in section if k not in set(drop)]
+    return canonical_json({k: section[k] for k in keys})
 
 
 T = TypeVar("T")

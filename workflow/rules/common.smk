@@ -57,9 +57,11 @@ except FileNotFoundError as e:
 TARGETS = {}
 
 
-def section(name):
-    """One params section as canonical JSON. Passed as a param, so editing it reruns the job."""
-    return section_json(config, name)
+def section(name, only=None, drop=()):
+    """One params section (or only / all but some of its keys) as canonical JSON. Passed as a
+    param, so editing one of those keys reruns the job, and editing any other key does not.
+    """
+    return section_json(config, name, only=only, drop=drop)
 
 
 # Parsed sources are kept between DAG builds; only edited modules are read again.

@@ -1,17 +1,7 @@
 # Decoder stage (feature inversion): per backbone of `features.backbones`, train a tiny conv
 # decoder from the cached patch features to RGB, evaluate it on the test split next to the
 # bicubic-thumbnail and mean-image baselines, then one comparison table for all backbones.
-import json
-
 from reconlab.config import DECODER_EVAL_KEYS
-
-# The `decoder` section without its evaluation-only keys: editing those never retrains.
-DECODER_TRAIN_CFG = json.dumps(
-    {k: v for k, v in config["decoder"].items() if k not in DECODER_EVAL_KEYS},
-    sort_keys=True,
-    separators=(",", ":"),
-)
-
 
 DECODER_GPU = 1 if config["decoder"]["device"] == "cuda" else 0
 
@@ -39,14 +29,16 @@ rule train_decoder:
         runtime=240,
         gpu=DECODER_GPU,
     params:
-        cfg=DECODER_TRAIN_CFG,
+        # Without its evaluation-only keys: editing those never retrains.
+        cfg=section("decoder", drop=DECODER_EVAL_KEYS),
         code=code("train-decoder"),
+        out=subpath(output.model, parent=True),
     shell:
         # The resumable checkpoint lives in .ckpt/, which is no output: Snakemake keeps it
         # when a killed job is rerun, and the rerun continues from it.
         "reconlab train-decoder --params {params.cfg:q} --features {input.features}"
-        " --manifest {input.manifest} --out $(dirname {output.model}) --threads {threads}"
-        " --checkpoint $(dirname {output.model})/.ckpt/last.pt 2>&1 | tee {log}"
+        " --manifest {input.manifest} --out {params.out} --threads {threads}"
+        " --checkpoint {params.out}/.ckpt/last.pt 2>&1 | tee {log}"
 
 
 rule evaluate_decoder:
@@ -86,9 +78,10 @@ rule evaluate_decoder:
     params:
         cfg=section("decoder"),
         code=code("evaluate-decoder"),
+        out=subpath(output.metrics, parent=True),
     shell:
         "reconlab evaluate-decoder --params {params.cfg:q} --features {input.features}"
-        " --manifest {input.manifest} --model {input.model} --out $(dirname {output.metrics})"
+        " --manifest {input.manifest} --model {input.model} --out {params.out}"
         " --threads {threads} 2>&1 | tee {log}"
 
 

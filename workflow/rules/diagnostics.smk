@@ -49,9 +49,10 @@ rule dino_diagnostics:
         cfg=section("diagnostics"),
         code=code("dino-diagnostics"),
         out=subpath(output.metrics, parent=True),
+        prepared=subpath(input.manifest, parent=True),
     shell:
         "reconlab dino-diagnostics --params {params.cfg:q} --cache {input.cache}"
-        " --prepared $(dirname {input.manifest}) --out {params.out} 2>&1 | tee {log}"
+        " --prepared {params.prepared} --out {params.out} 2>&1 | tee {log}"
 
 
 rule compare_backbones:
@@ -80,9 +81,10 @@ rule compare_backbones:
     params:
         cfg=section("diagnostics"),
         code=code("compare-backbones"),
+        prepared=subpath(input.manifest, parent=True),
     shell:
         "reconlab compare-backbones --params {params.cfg:q} {input.first} {input.second}"
-        " --prepared $(dirname {input.manifest}) --figure {output.figure}"
+        " --prepared {params.prepared} --figure {output.figure}"
         " --out {output.summary} 2>&1 | tee {log}"
 
 

@@ -28,9 +28,10 @@ rule cache_features:
     params:
         cfg=lambda wc: backbone_section(config["features"], wc.backbone),
         code=code("cache-features"),
+        prepared=subpath(input.manifest, parent=True),
     shell:
         "reconlab cache-features --params {params.cfg:q} --backbone {wildcards.backbone}"
-        " --prepared $(dirname {input.manifest}) --out {output.cache} 2>&1 | tee {log}"
+        " --prepared {params.prepared} --out {output.cache} 2>&1 | tee {log}"
 
 
 rule summarize_features:

@@ -1,8 +1,7 @@
 # Report stage: one offline HTML file built from every study's registered outputs, with the
 # provenance header (run block, effective params), run time per rule (benchmark files) and
 # the comparison viewer.
-import json
-
+from reconlab.config import canonical_json
 from reconlab.report.assets import assets_hash
 
 # The configuration's own metrics folder when common.smk defines one, else metrics/.
@@ -25,7 +24,7 @@ rule report:
         cfg=section("report"),
         code=code("report"),
         assets=assets_hash(),
-        effective=json.dumps(config, sort_keys=True, separators=(",", ":")),
+        effective=canonical_json(config),
         metrics=lambda wildcards: REPORT_METRICS,
     shell:
         "reconlab report --params {params.cfg:q} --results results --metrics {params.metrics}"

@@ -1,7 +1,5 @@
 # Tokenizer stage: train one VQ tokenizer per variant, evaluate it per resolution, JPEG baseline
 # on the same test photos, then figures + the tokenizer metrics.
-from reconlab.tokenizer.params import section_subset
-
 TOKENIZER_VARIANTS = config["tokenizer"]["variants"]
 TOKENIZER_RESOLUTIONS = sorted(config["tokenizer"]["eval"]["resolutions"])
 
@@ -29,22 +27,25 @@ rule train_tokenizer:
         runtime=240,
         gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
     params:
-        cfg=section_subset(
-            config,
-            "seed",
-            "device",
-            "precision",
-            "model",
-            "quantizer",
-            "loss",
-            "perceptual",
-            "train",
+        cfg=section(
+            "tokenizer",
+            only=[
+                "seed",
+                "device",
+                "precision",
+                "model",
+                "quantizer",
+                "loss",
+                "perceptual",
+                "train",
+            ],
         ),
         code=code("tokenizer-train"),
+        out=subpath(output.model, parent=True),
         checkpoint="results/tokenizer/.checkpoints/{variant}.pt",
     shell:
         "reconlab tokenizer-train --params {params.cfg:q} --variant {wildcards.variant}"
-        " --images {input.images} --out $(dirname {output.model})"
+        " --images {input.images} --out {params.out}"
         " --checkpoint {params.checkpoint} 2>&1 | tee {log}"
 
 
@@ -75,13 +76,14 @@ rule evaluate_tokenizer:
         runtime=60,
         gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
     params:
-        cfg=section_subset(config, "device", "precision", "train", "eval"),
+        cfg=section("tokenizer", only=["device", "precision", "train", "eval"]),
         source=config["data"]["source"],
         code=code("tokenizer-evaluate"),
+        out=subpath(output.test_split, parent=True),
     shell:
         "reconlab tokenizer-evaluate --params {params.cfg:q} --model {input.model}"
         " --manifest {input.manifest} --data-source {params.source:q}"
-        " --out $(dirname {output.test_split}) 2>&1 | tee {log}"
+        " --out {params.out} 2>&1 | tee {log}"
 
 
 rule jpeg_baseline:
@@ -99,7 +101,7 @@ rule jpeg_baseline:
     conda:
         "../envs/reconlab.yaml"
     params:
-        cfg=section_subset(config, "eval", "jpeg"),
+        cfg=section("tokenizer", only=["eval", "jpeg"]),
         source=config["data"]["source"],
         code=code("tokenizer-jpeg"),
     shell:
@@ -138,13 +140,14 @@ rule summarize_tokenizer:
     conda:
         "../envs/reconlab.yaml"
     params:
-        cfg=section_subset(config, "variants", "eval"),
+        cfg=section("tokenizer", only=["variants", "eval"]),
         code=code("tokenizer-summarize"),
+        out=subpath(output.summary, parent=True),
         run=RUN,
     shell:
-        "reconlab tokenizer-summarize --params {params.cfg:q} --results $(dirname {output.summary})"
+        "reconlab tokenizer-summarize --params {params.cfg:q} --results {params.out}"
         " --jpeg {input.jpeg} --metrics {output.metrics}"
-        " --figures $(dirname {output.summary}) 2>&1 | tee {log}"
+        " --figures {params.out} 2>&1 | tee {log}"
         " && reconlab stamp-metrics {output.metrics} {params.run}"
 
 

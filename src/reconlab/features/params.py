@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from reconlab.config import canonical_json
 
 NOT_A_FILE = ("pretrained", "random")
 
@@ -25,7 +26,7 @@ def backbone_section(features: Mapping[str, Any], backbone_id: str) -> str:
     """
     cfg = dict(features)
     cfg["backbones"] = [b for b in features["backbones"] if b["id"] == backbone_id]
-    return json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+    return canonical_json(cfg)
 
 
 def weights_files(features: Mapping[str, Any], backbone_id: str) -> list[str]:

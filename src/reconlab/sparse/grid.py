@@ -14,10 +14,10 @@ Nothing here imports torch: the Snakefile uses these functions at DAG-build time
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 
+from reconlab.config import canonical_json
 from reconlab.sparse.techniques import TECHNIQUES, check_techniques
 
 BASELINE = "baseline"
@@ -55,7 +55,7 @@ def cell_config(section: Mapping, cell: str) -> dict:
 
 def cell_config_json(section: Mapping, cell: str) -> str:
     """Canonical JSON of :func:`cell_config`: the rerun trigger of a cell's rule."""
-    return json.dumps(cell_config(section, cell), sort_keys=True, separators=(",", ":"))
+    return canonical_json(cell_config(section, cell))
 
 
 def eval_splits(section: Mapping) -> list[str]:
