@@ -93,7 +93,9 @@ def load_targets(root: Path, files: Sequence[str], image_size: Sequence[int]) ->
     return out
 
 
-def load_split(cache, split: str, inputs: Sequence[str], prepared: Path) -> DecoderDataset | None:
+def load_decoder_dataset(
+    cache, split: str, inputs: Sequence[str], prepared: Path
+) -> DecoderDataset | None:
     """Features ``inputs`` of one cache split, with its RGB targets; None when the split is empty.
 
     Args:

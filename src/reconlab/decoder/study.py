@@ -18,7 +18,7 @@ import torch
 
 from reconlab.config import DECODER_EVAL_KEYS, DecoderConfig
 from reconlab.decoder.baselines import mean_image
-from reconlab.decoder.data import load_split
+from reconlab.decoder.data import load_decoder_dataset
 from reconlab.decoder.model import count_parameters
 from reconlab.decoder.train import LOG_FIELDS, build_decoder, train_decoder
 from reconlab.features.cache import FeatureCache
@@ -52,10 +52,10 @@ def run_training(
     """Train one decoder on one backbone's cache; write model, log and train.json to ``out``."""
     cache = FeatureCache.open(features)
     identity = cache.fingerprint()
-    train = load_split(cache, "train", cfg.inputs, prepared)
+    train = load_decoder_dataset(cache, "train", cfg.inputs, prepared)
     if train is None:
         raise ValueError(f"{cache.index_path}: the train split is empty; nothing to train on")
-    val = load_split(cache, "val", cfg.inputs, prepared)
+    val = load_decoder_dataset(cache, "val", cfg.inputs, prepared)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
     # A checkpoint resumes only with the same params, the same cache and the same training code
@@ -122,8 +122,8 @@ def run_evaluation(
     lpips, lpips_id = (None, None)
     if cfg.lpips_weights:
         lpips, lpips_id = load_lpips(cfg.lpips_weights, cfg.lpips_net)
-    train = load_split(cache, "train", train_cfg.inputs, prepared)
-    test = load_split(cache, "test", train_cfg.inputs, prepared)
+    train = load_decoder_dataset(cache, "train", train_cfg.inputs, prepared)
+    test = load_decoder_dataset(cache, "test", train_cfg.inputs, prepared)
     if test is None:
         raise ValueError(f"{cache.index_path}: the test split is empty; nothing to evaluate")
     prec = precision_for(device, train_cfg.precision, kind="conv")
