@@ -88,14 +88,12 @@ def metrics_file(project: Path, stage: str, *args: str) -> Path:
     return project / metrics_dir(name) / f"{stage}.json"
 
 
-def rerun_set(project: Path, *args: str) -> set[str]:
-    """Rules with an output Snakemake would update, from ``--summary`` (tab-separated columns
-    output_file, date, rule, log-file(s), status, plan)."""
-    proc = snakemake(project, "--summary", *args)
-    rows = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
-    header = rows[0]
-    rule, plan = header.index("rule"), header.index("plan")
-    return {r[rule] for r in rows[1:] if r[plan] == "update pending"} - {"all"}
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the smoke pipeline's outputs is slow, whatever its own marks say
+    (the run takes minutes), so ``pytest -m "not slow"`` never starts it."""
+    for item in items:
+        if {"smoke_project", "smoke_copy"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import BIN, ROOT, SMOKE, SMOKE_METRICS, rerun_set, run, snakemake
+from conftest import BIN, ROOT, SMOKE, SMOKE_METRICS, planned_jobs, run, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_round_trip_with_overlays_then_metrics_diff_of_the_baseline(smoke_copy, 
     assert (clone / "data/prepared/manifest.csv").read_bytes() == (
         repo / "data/prepared/manifest.csv"
     ).read_bytes()
-    assert rerun_set(clone, *SMOKE) == set()
+    assert planned_jobs(clone, *SMOKE) == set()
     assert json.loads(_dvc(clone, "status", "--json").stdout) == {}
     assert "didn't change, skipping" in _dvc(clone, "repro").stdout
     assert _metrics(clone) == baseline
@@ -81,8 +81,8 @@ def test_round_trip_with_overlays_then_metrics_diff_of_the_baseline(smoke_copy, 
 
     smoke = repo / "config/smoke.yaml"
     smoke.write_text(smoke.read_text().replace("test: 2}", "test: 3}"))
-    assert rerun_set(repo, *SMOKE) >= {"make_fields", "summarize_data"}
-    assert "prepare_images" not in rerun_set(repo, *SMOKE)
+    assert planned_jobs(repo, *SMOKE) >= {"make_fields", "summarize_data"}
+    assert "prepare_images" not in planned_jobs(repo, *SMOKE)
     snakemake(repo, *SMOKE)
     _reconlab(repo, "record", *SMOKE)
     assert json.loads(_dvc(repo, "status", "--json").stdout) == {}

@@ -12,8 +12,8 @@ from PIL import Image
 from reconlab.cli import main
 from reconlab.config import validate_params
 from reconlab.features.backbones import load_backbone
-from reconlab.features.build import cache_features
-from reconlab.features.cache import FeatureCache
+from reconlab.features.build import _inputs_hash, cache_features, fill_shards, plan_shards
+from reconlab.features.cache import FeatureCache, shard_name, write_shard
 from reconlab.features.extract import FeatureExtractor
 from reconlab.features.images import load_image_tensor
 from reconlab.features.summary import features_metrics, summarize_caches
@@ -124,6 +124,7 @@ def break_crop(prepared, rel: str, data: bytes):
     return undo
 
 
+@pytest.mark.slow  # four cache builds; plan_shards / fill_shards are fast-tested
 def test_resume_after_failure_reuses_done_shards_and_recomputes_corrupt_ones(
     prepared, tmp_path, caplog
 ):
@@ -220,3 +221,51 @@ def test_cli_errors_are_one_line_naming_the_key(prepared, tmp_path, capsys):
         in err
     )
     assert "\n" not in err
+
+
+HEADER = {"dtype": "fp32", "grid": [2, 2], "embed_dim": 3, "layers": [], "num_prefix_tokens": 1}
+
+
+def test_fill_shards_cuts_batches_that_straddle_shards():
+    rows = [{"file": f"f{i}"} for i in range(7)]
+    pending = [(0, rows[:3]), (1, rows[3:6]), (2, rows[6:])]
+    batches = (
+        {"cls": torch.full((n, 3), float(start)), "patch": torch.zeros(n, 2, 2, 3)}
+        for start, n in ((0, 2), (2, 2), (4, 3))  # batches of 2, 2, 3 rows
+    )
+    shards = list(fill_shards(batches, pending, HEADER, torch.float32))
+    assert [(k, len(chunk)) for k, chunk, _ in shards] == [(0, 3), (1, 3), (2, 1)]
+    cls = torch.cat([t["cls"][:, 0] for _, _, t in shards])
+    assert cls.tolist() == [0, 0, 2, 2, 4, 4, 4]  # every row once, in order
+    assert shards[1][2]["patch"].shape == (3, 2, 2, 3)
+
+
+def test_plan_shards_reuses_only_intact_shards_of_the_same_images(tmp_path, caplog):
+    rows = [{"file": f"f{i}", "sha256": str(i)} for i in range(5)]
+    work = tmp_path / "work"
+    tensors = {"cls": torch.zeros(2, 3), "patch": torch.zeros(2, 2, 2, 3)}
+    done0 = write_shard(work / "train" / shard_name(0), tensors)
+    done1 = write_shard(work / "train" / shard_name(1), tensors)
+    first = plan_shards({"train": rows}, {"shards": {}}, work, HEADER, 2)["train"]
+    assert [(k, len(c), ok) for k, c, ok in first] == [(0, 2, False), (1, 2, False), (2, 1, False)]
+
+    progress = {
+        "shards": {
+            "train": {
+                shard_name(0): {**done0, "inputs": _inputs_hash(rows[0:2])},
+                shard_name(1): {**done1, "inputs": _inputs_hash(rows[0:2])},  # other images
+            }
+        }
+    }
+    path0 = work / "train" / shard_name(0)
+    plan = plan_shards({"train": rows}, progress, work, HEADER, 2)["train"]
+    assert [ok for _, _, ok in plan] == [True, False, False]
+    data = bytearray(path0.read_bytes())
+    data[-3] ^= 0xFF
+    path0.write_bytes(bytes(data))
+    caplog.clear()
+    plan = plan_shards({"train": rows}, progress, work, HEADER, 2)["train"]
+    assert [ok for _, _, ok in plan] == [False, False, False]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path0}: sha256 does not match the index; recomputing"
+    ]

@@ -68,3 +68,26 @@ def test_null_non_finite_is_the_one_way_undefined_values_reach_json(tmp_path):
     clean["n"] = int(clean["n"])
     write_json(tmp_path / "m.json", clean)
     assert json.loads((tmp_path / "m.json").read_text())["gain"] is None
+
+
+def test_equal_models_are_equal_files_whatever_the_metadata_order(tmp_path):
+    """The in-process half of test_model_files_are_byte_identical_across_processes: the header
+    is written with sorted keys, so insertion (or hash-map) order never reaches the bytes."""
+    from reconlab.io import load_safetensors, save_safetensors
+
+    torch.manual_seed(0)
+    tensors = {"w": torch.randn(4, 4), "b": torch.zeros(3)}
+    save_safetensors(tmp_path / "a", tensors, {"config": "{}", "train": "{}", "zeta": "z"})
+    save_safetensors(
+        tmp_path / "b",
+        dict(reversed(tensors.items())),
+        {"zeta": "z", "train": "{}", "config": "{}"},
+    )
+    a = (tmp_path / "a").read_bytes()
+    assert (tmp_path / "b").read_bytes() == a
+    (n,) = np.frombuffer(a[:8], dtype="<u8")
+    header = json.loads(a[8 : 8 + int(n)])
+    assert list(header) == sorted(header) and list(header["__metadata__"]) == sorted(
+        header["__metadata__"]
+    )
+    assert load_safetensors(tmp_path / "a")[1]["zeta"] == "z"

@@ -209,6 +209,7 @@ def _speedup_in_fresh_process(cache_dir) -> float:
     return float(out.stdout)
 
 
+@pytest.mark.slow  # four fresh processes, each measuring or reading the bf16 probe
 def test_one_machine_keeps_one_probe_result_so_runs_choose_alike(tmp_path):
     first = _speedup_in_fresh_process(tmp_path)
     (kept,) = tmp_path.glob("bf16-probe-conv-*.json")

@@ -76,6 +76,7 @@ def test_training_writes_model_and_a_log_of_every_loss_component(trained):
     assert 0 < log["final"]["val"]["codebook_usage"] <= 100
 
 
+@pytest.mark.slow  # two trainings; the shared checkpoint resume is fast-tested in test_decoder_train
 def test_resumed_training_ends_where_an_uninterrupted_run_ends(prepared, trained, tmp_path):
     out, log = trained
     cfg = tiny_config()

@@ -18,7 +18,6 @@ from conftest import (
     metrics_file,
     planned_jobs,
     project_env,
-    rerun_set,
     run,
     snakemake,
 )
@@ -131,15 +130,15 @@ def test_edit_deep_in_an_import_closure_reruns_exactly_its_users(smoke_copy):
     """(o) No list to keep: the code hash is the command's import closure."""
     p = smoke_copy
     src = p / "src/reconlab"
-    assert rerun_set(p, *SMOKE) == set()
+    assert planned_jobs(p, *SMOKE) == set()
     # sparse/cli -> study -> models -> encoding: three imports deep, never named in a rule.
     original = _append(src / "sparse/encoding.py")
-    assert rerun_set(p, *SMOKE) == SPARSE_JOBS | {"aggregate_sparse", "report"}
+    assert planned_jobs(p, *SMOKE) == SPARSE_JOBS | {"aggregate_sparse", "report"}
     (src / "sparse/encoding.py").write_text(original)
-    assert rerun_set(p, *SMOKE) == set()  # content back: code hash back, nothing to do
+    assert planned_jobs(p, *SMOKE) == set()  # content back: code hash back, nothing to do
     # features/images.py is imported inside functions of decoder/data.py and diagnostics/.
     _append(src / "features/images.py")
-    assert rerun_set(p, *SMOKE) == {
+    assert planned_jobs(p, *SMOKE) == {
         "cache_features",
         "summarize_features",
         "train_decoder",
@@ -203,20 +202,20 @@ def test_source_folder_is_a_dependency_by_content(project):
     readers = {"prepare_images", "summarize_data", "jpeg_baseline"}  # not make_fields
 
     _photo(photos / "p4.png", seed=4)  # added
-    assert rerun_set(p, *args) == readers
+    assert planned_jobs(p, *args) == readers
     (photos / "p4.png").unlink()  # removed again: the manifest is back to what was run
-    assert rerun_set(p, *args) == set()
+    assert planned_jobs(p, *args) == set()
 
     (photos / "p3.png").unlink()  # removed
-    assert rerun_set(p, *args) == readers
+    assert planned_jobs(p, *args) == readers
     _photo(photos / "p3.png", seed=3)
-    assert rerun_set(p, *args) == set()
+    assert planned_jobs(p, *args) == set()
 
     # Overwritten by a black image of the same name, its old mtime put back.
     st = (photos / "p1.png").stat()
     _photo(photos / "p1.png", value=0)
     os.utime(photos / "p1.png", ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert rerun_set(p, *args) == readers
+    assert planned_jobs(p, *args) == readers
     manifest = (p / "data/inputs/data.source.tsv").read_text().splitlines()
     assert [line.split("\t")[0] for line in manifest[1:]] == [f"p{i}.png" for i in range(4)]
 
@@ -258,7 +257,7 @@ def test_nothing_git_tracked_is_a_snakemake_output(project):
     baseline = ["--configfile", "config/offline.yaml"]
     target = str(metrics_file(project, "decoder", *baseline).relative_to(project))
     assert target == "results/metrics/offline/decoder.json"
-    assert {"summarize_decoder", "train_decoder"} <= rerun_set(project, target, *baseline)
+    assert {"summarize_decoder", "train_decoder"} <= planned_jobs(project, target, *baseline)
 
 
 def test_smoke_run_leaves_committed_metrics_alone(smoke_project):
@@ -283,7 +282,7 @@ def test_every_entry_point_takes_the_same_overlays(smoke_project, tmp_path):
     """(e) `--configfile a b`, a repeated flag, and the name `smoke` mean one configuration."""
     p = smoke_project
     # Snakemake: the named configuration plans nothing after the smoke run with the two files.
-    assert rerun_set(p, "--config", "config_name=smoke") == set()
+    assert planned_jobs(p, "--config", "config_name=smoke") == set()
     # Every stage command: three spellings, identical output.
     spellings = {
         "nargs": ["--configfile", "config/offline.yaml", "config/smoke.yaml"],
