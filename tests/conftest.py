@@ -103,6 +103,15 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_feature_cache(tmp_path_factory) -> Path:
+    """``prepared/`` (4 photos: 2 train, 1 val, 1 test crop) and ``cache/`` (a random-weight
+    ViT-S/14 at 28 px, 2-image shards), built once a session (treat read-only; copy to damage)."""
+    from reliability_files import make_feature_cache
+
+    return make_feature_cache(tmp_path_factory.mktemp("tiny_feature_cache"))
+
+
+@pytest.fixture(scope="session")
 def smoke_project(tmp_path_factory) -> Path:
     """One project copy on which the smoke pipeline has already run (shared, treat read-only)."""
     dest = copy_project(tmp_path_factory.mktemp("smoke") / "project")

@@ -25,7 +25,6 @@ from reliability_files import (
     FEATURES,
     SMALL_DATA,
     good_folder,
-    make_feature_cache,
     photo,
     png_claiming,
     tree_bytes,
@@ -228,10 +227,11 @@ def test_bad_params_are_one_line_naming_the_key(earlier, capsys, bad, message):
 # --- backbones and weights -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cached(tmp_path_factory):
-    """Prepared crops and a good feature cache of a real timm ViT-S/14 with random weights."""
-    return make_feature_cache(tmp_path_factory.mktemp("cached"))
+@pytest.fixture
+def cached(tiny_feature_cache):
+    """Prepared crops and a good feature cache of a real timm ViT-S/14 with random weights
+    (the session's; every test here asserts that it leaves the cache byte for byte alone)."""
+    return tiny_feature_cache
 
 
 def _cache_with(capsys, root: Path, backbone: dict, backbone_id: str = "vit") -> tuple[int, str]:

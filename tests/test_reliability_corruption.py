@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from reliability_files import FEATURES, make_feature_cache, tree_bytes
+from reliability_files import FEATURES, tree_bytes
 
 from reconlab.cli import main
 from reconlab.features.cache import FeatureCache
@@ -41,17 +41,12 @@ def cli(capsys, *args: str) -> tuple[int, str]:
     return rc, "\n".join(line for line in err.splitlines() if line.startswith("reconlab "))
 
 
-@pytest.fixture(scope="module")
-def cached(tmp_path_factory):
-    return make_feature_cache(tmp_path_factory.mktemp("corrupt"))
-
-
 @pytest.fixture
-def cache_copy(cached, tmp_path):
+def cache_copy(tiny_feature_cache, tmp_path):
     import shutil
 
-    shutil.copytree(cached / "prepared", tmp_path / "prepared")
-    shutil.copytree(cached / "cache", tmp_path / "cache")
+    shutil.copytree(tiny_feature_cache / "prepared", tmp_path / "prepared")
+    shutil.copytree(tiny_feature_cache / "cache", tmp_path / "cache")
     return tmp_path
 
 
