@@ -1,0 +1,97 @@
+"""aggregate_sparse on a hand-made two-round grid: matrix, ranking, greedy path, summary, metrics.
+
+The grid's numbers are chosen so every output can be checked by hand (the smoke pipeline runs the
+same code on a trained grid, slowly)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from reconlab.sparse.aggregate import aggregate
+
+# mean test PSNR per cell (dB); val is 0.5 dB lower; seeds 0/1 add -0.1/+0.1
+CELLS = {"baseline": 20.0, "ema": 22.0, "adaln": 19.0, "adaln+ema": 23.0, "fixedq": 10.0}
+FAMILY_OFFSET = {"sinusoid": 1.0, "radial": -1.0}
+
+
+def _split(psnr: float) -> dict:
+    return {
+        "all": {"psnr": psnr, "psnr_unclamped": psnr, "mse": 0.01, "mae": 0.05, "corr": 0.9},
+        "by_family": {f: {"psnr": psnr + d} for f, d in FAMILY_OFFSET.items()},
+    }
+
+
+def _write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def grid(tmp_path):
+    for cell, psnr in CELLS.items():
+        for seed, jitter in ((0, -0.1), (1, 0.1)):
+            run = {"test": _split(psnr + jitter), "val": _split(psnr - 0.5 + jitter)}
+            run.update(train_seconds=2.0, parameters=1000, started=seed, finished=10 + seed)
+            _write(tmp_path / "cells" / cell / f"seed{seed}" / "metrics.json", run)
+    rounds = [
+        {"round": 1, "cells": ["baseline", "ema", "adaln"], "best_so_far": "ema"},
+        {"round": 2, "cells": ["adaln+ema"], "best_so_far": "adaln+ema"},
+    ]
+    for r, best in zip(rounds, (21.5, 22.5), strict=True):
+        _write(tmp_path / "rounds" / f"round{r['round']}.json", {**r, "best_so_far_psnr": best})
+    linear = {"sinusoid": {"psnr": 21.0}, "radial": {"psnr": 25.0}}
+    base = {
+        "mean": {"all": {"psnr": 8.0}, "by_family": {f: {"psnr": 8.0} for f in FAMILY_OFFSET}},
+        "linear": {"all": {"psnr": 23.0}, "by_family": linear},
+        "family_fit": {"by_family": {"sinusoid": {"psnr": 40.0}, "radial": "no closed form"}},
+    }
+    _write(tmp_path / "baselines.json", {"test": base})
+    _write(tmp_path / "overfit.json", {"psnr": 35.0})
+    return tmp_path
+
+
+def test_aggregate_writes_every_table_and_the_dvc_metrics(grid):
+    section = {
+        "grid": {
+            "rounds": 2, "seeds": [0, 1], "fixed_query_ablation": True,
+            "eval_split": "test", "select_split": "val",
+        }
+    }  # fmt: skip
+    out = grid / "out"
+    s = aggregate(section, grid / "rounds", grid / "cells", grid / "baselines.json",
+                  grid / "overfit.json", out, grid / "sparse.json")  # fmt: skip
+
+    with open(out / "performance_matrix.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["cell"] for r in rows] == ["adaln+ema", "ema", "baseline", "adaln", "fixedq"]
+    assert float(rows[0]["psnr"]) == 23.0 and float(rows[0]["psnr_std"]) == pytest.approx(0.1414)
+    assert rows[0]["round"] == "2" and rows[0]["psnr_sinusoid"] == "24.0"
+
+    ranking = {
+        r["technique"]: r
+        for r in json.loads((out / "technique_ranking.json").read_text())["ranking"]
+    }
+    assert ranking["ema"]["gain_db"] == 2.0 and ranking["ema"]["beneficial"] is True
+    assert ranking["adaln"]["beneficial"] is False and ranking["ema"]["test_gain_db"] == 2.0
+
+    best = json.loads((out / "best_combinations.json").read_text())
+    assert [p["best_so_far"] for p in best["greedy_path"]] == ["ema", "adaln+ema"]
+    assert "fixedq" not in [r["cell"] for r in best["top_by_test_psnr"]]
+    assert (out / "improvement_heatmap.png").stat().st_size > 0
+
+    assert s["best_cell"] == "adaln+ema" and s["best_psnr"] == 23.0
+    assert s["best_psnr_by_family"] == {"sinusoid": 24.0, "radial": 22.0}
+    assert s["best_baseline_method_by_family"] == {"sinusoid": "linear", "radial": "linear"}
+    assert s["families_above_best_baseline"] == 1  # sinusoid 24 > 21; radial 22 < 25
+    assert s["fixed_query_ablation_psnr"] == 10.0 and s["fixed_query_ablation_collapsed"] is False
+    assert s["beneficial_techniques"] == ["ema"] and s["seeds"] == [0, 1]
+    assert s["grid_train_seconds"] == 20.0 and s["grid_wall_s"] == 11.0  # 5 cells x 2 seeds
+    assert json.loads((out / "summary.json").read_text()) == s
+
+    m = json.loads((grid / "sparse.json").read_text())
+    assert m["best_psnr"] == 23.0 and m["overfit_psnr"] == 35.0
+    assert m["family_fit_psnr_sinusoid"] == 40.0 and "family_fit_psnr_radial" not in m
+    assert m["best_baseline_psnr_sinusoid"] == 21.0 and m["compute"]["precision"] == "unknown"
