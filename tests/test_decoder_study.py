@@ -11,6 +11,8 @@ import json
 from reconlab.config import DecoderConfig, from_section, validate_params
 from reconlab.decoder.study import load_trained, run_evaluation, run_training
 from reconlab.decoder.summary import SUMMARY_KEYS, summarize_study
+from reconlab.report.context import ReportContext
+from reconlab.report.sections import decoder as report_section
 
 TINY = {"epochs": 2, "batch_size": 2, "width": 8, "depth": 1, "checkpoint_every": 100}
 
@@ -21,7 +23,7 @@ def test_train_evaluate_summarize(tiny_feature_cache, tmp_path):
     cache, prepared, out = (
         tiny_feature_cache / "cache",
         tiny_feature_cache / "prepared",
-        tmp_path / "vit",
+        tmp_path / "results" / "decoder" / "vit",
     )
     info = run_training(cfg, cache, prepared, out, progress=False)
     assert info["backbone_id"] == "vit" and info["steps"] > 0 and info["features"]["shards"]
@@ -41,7 +43,11 @@ def test_train_evaluate_summarize(tiny_feature_cache, tmp_path):
     assert [p.name[:4] for p in (out / "samples").iterdir()] == ["000_"]
     assert (out / "comparison.png").stat().st_size > 0
 
-    table = summarize_study([out / "metrics.json"], tmp_path / "decoder.json", tmp_path / "t.csv")
-    assert [r["backbone"] for r in table] == ["vit"]
+    table = out.parent / "comparison.csv"
+    rows = summarize_study([out / "metrics.json"], tmp_path / "decoder.json", table)
+    assert [r["backbone"] for r in rows] == ["vit"]
     small = json.loads((tmp_path / "decoder.json").read_text())
     assert small["vit"] == {k: round(float(metrics[k]), 4) for k in SUMMARY_KEYS}
+
+    html = report_section.render(ReportContext(tmp_path / "results", tmp_path))
+    assert "vit" in html and "random:0" in html and html.count("data:image/") >= 2

@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from reconlab.report.context import ReportContext
+from reconlab.report.sections import sparse as report_section
 from reconlab.sparse.aggregate import aggregate
 
 # mean test PSNR per cell (dB); val is 0.5 dB lower; seeds 0/1 add -0.1/+0.1
@@ -60,7 +62,7 @@ def test_aggregate_writes_every_table_and_the_dvc_metrics(grid):
             "eval_split": "test", "select_split": "val",
         }
     }  # fmt: skip
-    out = grid / "out"
+    out = grid / "results" / "sparse"
     s = aggregate(section, grid / "rounds", grid / "cells", grid / "baselines.json",
                   grid / "overfit.json", out, grid / "sparse.json")  # fmt: skip
 
@@ -95,3 +97,8 @@ def test_aggregate_writes_every_table_and_the_dvc_metrics(grid):
     assert m["best_psnr"] == 23.0 and m["overfit_psnr"] == 35.0
     assert m["family_fit_psnr_sinusoid"] == 40.0 and "family_fit_psnr_radial" not in m
     assert m["best_baseline_psnr_sinusoid"] == 21.0 and m["compute"]["precision"] == "unknown"
+
+    html = report_section.render(ReportContext(grid / "results", grid))
+    assert "adaln+ema" in html and "no closed form" in html  # the limit column says why not
+    assert "NOT met" in html  # sinusoid 24 dB < 30 dB
+    assert html.count("data:image/") == 1  # the heatmap (no cell wrote sample grids here)
