@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from reconlab.config import DecoderConfig
 from reconlab.decoder.data import DecoderDataset, to_uint8
-from reconlab.decoder.train import LOG_FIELDS, lr_factor, train_decoder
+from reconlab.decoder.train import LOG_FIELDS, train_decoder
 from reconlab.evaluation.image_metrics import per_image_metrics
 
 CPU = torch.device("cpu")
@@ -94,16 +94,6 @@ def test_checkpoint_from_other_params_is_ignored(tmp_path):
     same = train_decoder(tiny_cfg(epochs=1, lr=2e-3, max_samples=1), data, None, 14,
                          checkpoint=ckpt, progress=False)  # fmt: skip
     assert same.resumed_from == same.steps == 2
-
-
-def test_lr_warmup_then_cosine():
-    total, warmup = 100, 10
-    factors = [lr_factor(s, total, warmup, 0.1) for s in range(total + 1)]
-    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
-    assert factors[10] == pytest.approx(1.0)
-    assert factors[55] == pytest.approx(0.55)
-    assert factors[100] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
 
 
 def test_dataset_rejects_misaligned_inputs():

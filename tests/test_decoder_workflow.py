@@ -56,7 +56,7 @@ def test_smoke_pipeline_trains_evaluates_and_reruns_only_the_decoder(project):
             names = {p.name for p in sample.iterdir()}
             assert names == {"pred.png", "target.png", "compare_pred_target.png"}
         assert (folder / "loss_plot.png").stat().st_size > 0
-        assert (folder / ".ckpt/last.pt").exists()  # resumable checkpoint, outside the outputs
+        assert not (folder / ".ckpt").exists()  # the checkpoint is deleted once the outputs exist
         per_sample = list(csv.DictReader(open(folder / "per_sample.csv")))
         assert len(per_sample) == m["n_test"]
 

@@ -232,7 +232,7 @@ def test_sparse_cell_killed_at_three_points_then_rerun_equals_uninterrupted(tmp_
         str(tmp_path / "fields"),
     ]
     run([*base, "--out", str(tmp_path / "ref")], ROOT)
-    versions = changes_of(tmp_path / "cell" / "train_state.pt")
+    versions = changes_of(tmp_path / "cell" / ".ckpt" / "last.pt")
     for n in (1, 3, 5):
         cell = [*base, "--out", str(tmp_path / "cell")]
         kill_when(cell, ROOT, lambda _pid, n=n: versions() >= n)

@@ -38,7 +38,7 @@ def test_tokenizer_rules_run_and_rerun_by_content(project):
     for variant in smoke["variants"]:
         for res in smoke["eval"]["resolutions"]:
             assert (p / f"results/tokenizer/{variant}/eval_{res}.json").exists()
-        assert not (p / f"results/tokenizer/.checkpoints/{variant}.pt").exists()
+        assert not (p / f"results/tokenizer/{variant}/.ckpt").exists()  # deleted when done
     for fig in ("psnr_vs_bpp.png", "resolution_scaling.png", "summary.csv"):
         assert (p / "results/tokenizer" / fig).stat().st_size > 0
     assert not planned_jobs(p, "summarize_tokenizer", *SMOKE) & TOKENIZER_JOBS

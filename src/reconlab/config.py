@@ -226,7 +226,8 @@ class TokenizerConfig:
     quantizer: dict = dataclasses.field(default_factory=dict)  # VectorQuantize options
     loss: dict = dataclasses.field(default_factory=dict)  # reconstruction kind, weights
     perceptual: dict = dataclasses.field(default_factory=dict)  # backbone, weights
-    train: dict = dataclasses.field(default_factory=dict)  # steps, batch_size, crop, lr, ...
+    # steps, batch_size, crop, lr, betas, warmup_frac, min_lr_ratio, grad_clip, ...
+    train: dict = dataclasses.field(default_factory=dict)
     eval: dict = dataclasses.field(default_factory=dict)  # resolutions, tiling, timing
     jpeg: dict = dataclasses.field(default_factory=dict)  # qualities
 

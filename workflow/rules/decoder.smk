@@ -34,11 +34,11 @@ rule train_decoder:
         code=code("train-decoder"),
         out=subpath(output.model, parent=True),
     shell:
-        # The resumable checkpoint lives in .ckpt/, which is no output: Snakemake keeps it
-        # when a killed job is rerun, and the rerun continues from it.
+        # The resumable checkpoint lives in .ckpt/ beside the outputs (not one of them, so a
+        # killed job's rerun continues from it); it is deleted once the outputs are written.
         "reconlab train-decoder --params {params.cfg:q} --features {input.features}"
         " --manifest {input.manifest} --out {params.out} --threads {threads}"
-        " --checkpoint {params.out}/.ckpt/last.pt 2>&1 | tee {log}"
+        " 2>&1 | tee {log}"
 
 
 rule evaluate_decoder:

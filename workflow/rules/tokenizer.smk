@@ -42,11 +42,11 @@ rule train_tokenizer:
         ),
         code=code("tokenizer-train"),
         out=subpath(output.model, parent=True),
-        checkpoint="results/tokenizer/.checkpoints/{variant}.pt",
     shell:
+        # The resumable checkpoint lives in .ckpt/ beside the outputs (not one of them, so a
+        # killed job's rerun continues from it); it is deleted once the outputs are written.
         "reconlab tokenizer-train --params {params.cfg:q} --variant {wildcards.variant}"
-        " --images {input.images} --out {params.out}"
-        " --checkpoint {params.checkpoint} 2>&1 | tee {log}"
+        " --images {input.images} --out {params.out} 2>&1 | tee {log}"
 
 
 rule evaluate_tokenizer:

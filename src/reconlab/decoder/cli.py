@@ -21,12 +21,13 @@ def _prepared(manifest: Path) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from reconlab.checkpoint import checkpoint_path
     from reconlab.decoder.study import run_training
     from reconlab.runtime import set_threads
 
     set_threads(args.threads)
     cfg = _config(args)
-    checkpoint = args.checkpoint or args.out / ".ckpt" / "last.pt"
+    checkpoint = args.checkpoint or checkpoint_path(args.out)
     info = run_training(cfg, args.features, _prepared(args.manifest), args.out, checkpoint,
                         progress=not args.no_progress)  # fmt: skip
     resumed = f", resumed at step {info['resumed_from_step']}" if info["resumed_from_step"] else ""
@@ -80,7 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="results/decoder/{backbone}")
     p.add_argument(
-        "--checkpoint", type=Path, help="resumable checkpoint (default OUT/.ckpt/last.pt)"
+        "--checkpoint",
+        type=Path,
+        help="resumable checkpoint (default OUT/.ckpt/last.pt; deleted once OUT is written)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, help="CPU threads (default: every core available)")

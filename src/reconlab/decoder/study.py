@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from reconlab.checkpoint import discard_checkpoint
 from reconlab.config import DECODER_EVAL_KEYS, DecoderConfig
 from reconlab.decoder.baselines import mean_image
 from reconlab.decoder.data import load_decoder_dataset
@@ -86,6 +87,8 @@ def run_training(
     save_safetensors(out / MODEL_FILE, result.model.state_dict(), meta)
     write_csv(out / "train_log.csv", result.log, LOG_FIELDS)
     write_json(out / "train.json", null_non_finite(info))
+    if checkpoint is not None:
+        discard_checkpoint(checkpoint)  # the outputs above now hold the finished run
     return info
 
 

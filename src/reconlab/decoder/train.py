@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from reconlab.checkpoint import load_checkpoint, save_checkpoint
+from reconlab.checkpoint import resume_training, save_training
 from reconlab.config import DECODER_EVAL_KEYS, DecoderConfig
 from reconlab.decoder.data import DecoderDataset
 from reconlab.decoder.model import create_decoder
+from reconlab.optim import lr_factor, optimizer_step, set_lr, warmup_steps
 from reconlab.runtime import Precision, precision_for, resolve_device, seed_everything
 
 LOG_FIELDS = ["epoch", "step", "lr", "train_loss", "val_loss", "seconds"]
@@ -62,14 +63,6 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, weights: dict)
         ssim = structural_similarity_index_measure(pred, target, data_range=1.0)
         loss = loss + weights["ssim"] * (1.0 - ssim)
     return loss
-
-
-def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    """Linear warmup over ``warmup`` steps, then cosine from 1 down to ``min_ratio``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -130,6 +123,19 @@ def validation_loss(
     return total / count
 
 
+def end_of_epoch(
+    model: nn.Module,
+    train: DecoderDataset,
+    val: DecoderDataset | None,
+    cfg: DecoderConfig,
+    device: torch.device,
+    prec: Precision,
+) -> float:
+    """Precise BatchNorm statistics over ``train``, then the validation loss (NaN without val)."""
+    precise_batchnorm(model, train, cfg, device, prec)
+    return validation_loss(model, val, cfg, device, prec) if val else math.nan
+
+
 def train_decoder(
     cfg: DecoderConfig,
     train: DecoderDataset,
@@ -164,26 +170,17 @@ def train_decoder(
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = prec.grad_scaler()
     batch = min(cfg.batch_size, len(train))
     steps_per_epoch = len(train) // batch  # drop the ragged tail: BatchNorm dislikes tiny batches
     total = cfg.epochs * steps_per_epoch
-    warmup = round(cfg.warmup_frac * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total, warmup, cfg.min_lr_ratio)
-    )
-    scaler = prec.grad_scaler()
+    warmup = warmup_steps(cfg.warmup_frac, total)
 
     # -- resume -------------------------------------------------------------------------------
     train_params = {k: v for k, v in asdict(cfg).items() if k not in DECODER_EVAL_KEYS}
     fingerprint = {"decoder": train_params, **(fingerprint or {})}
-    state = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
-    step, log, run_sum, run_n = 0, [], 0.0, 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step, log, run_sum, run_n = state["step"], state["log"], state["run_sum"], state["run_n"]
+    step, loop = resume_training(checkpoint, fingerprint, model, opt, scaler)
+    log, run_sum, run_n = loop.get("log", []), loop.get("run_sum", 0.0), loop.get("run_n", 0)
     resumed_from = step
     stop = total if max_steps is None else min(total, max_steps)
 
@@ -197,6 +194,7 @@ def train_decoder(
         if order is None or i == 0:
             order = epoch_order(len(train), cfg.seed, epoch)
         t0 = time.perf_counter()
+        set_lr(opt, cfg.lr * lr_factor(step, total, warmup, cfg.min_lr_ratio))
         idx = order[i * batch : (i + 1) * batch]
         x = train.batch_features(idx, device, cfg.channels_last)
         y = train.batch_images(idx, device)
@@ -209,14 +207,7 @@ def train_decoder(
                 f"decoder training: loss is {loss_value} at step {step} (epoch {epoch}); "
                 "check the features for NaN/inf or lower decoder.lr"
             )
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        optimizer_step(loss, opt, scaler, cfg.grad_clip)
         t_train += time.perf_counter() - t0
         samples += len(idx)
         step += 1
@@ -225,34 +216,20 @@ def train_decoder(
         bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
 
         if step % steps_per_epoch == 0:  # end of an epoch: validate and log
-            precise_batchnorm(model, train, cfg, device, prec)
-            val_loss = validation_loss(model, val, cfg, device, prec) if val else math.nan
             log.append(
                 {
                     "epoch": epoch + 1,
                     "step": step,
-                    "lr": sched.get_last_lr()[0],
+                    "lr": cfg.lr * lr_factor(step, total, warmup, cfg.min_lr_ratio),  # next step's
                     "train_loss": run_sum / run_n,
-                    "val_loss": val_loss,
+                    "val_loss": end_of_epoch(model, train, val, cfg, device, prec),
                     "seconds": round(time.perf_counter() - t_epoch, 3),
                 }
             )
             run_sum, run_n, t_epoch = 0.0, 0, time.perf_counter()
         if checkpoint and (step % cfg.checkpoint_every == 0 or step == stop):
-            save_checkpoint(
-                checkpoint,
-                {
-                    "config": fingerprint,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "step": step,
-                    "log": log,
-                    "run_sum": run_sum,
-                    "run_n": run_n,
-                },
-            )
+            save_training(checkpoint, fingerprint, step, model, opt, scaler,
+                          log=log, run_sum=run_sum, run_n=run_n)  # fmt: skip
     bar.close()
     model.eval()
     throughput = samples / t_train if t_train > 0 else math.nan

@@ -55,6 +55,7 @@ def run_cell(
     """
     import torch
 
+    from reconlab.checkpoint import checkpoint_path, discard_checkpoint
     from reconlab.sparse.plots import sample_grid
     from reconlab.sparse.train import (
         evaluation_masks,
@@ -69,7 +70,7 @@ def run_cell(
     torch.set_num_threads(cfg["train"]["threads"])
     started = time.time()
     train, _, families = _load(fields_dir, "train")
-    model, history = train_cell(cfg, train, seed, log=log, checkpoint=out / "train_state.pt")
+    model, history = train_cell(cfg, train, seed, log=log, checkpoint=checkpoint_path(out))
     result = {
         "cell": cell,
         "seed": seed,
@@ -103,7 +104,7 @@ def run_cell(
                  [families[f] for f in family[pick]])  # fmt: skip
     result["started"], result["finished"] = round(started, 2), round(time.time(), 2)
     write_json(out / "metrics.json", result)
-    (out / "train_state.pt").unlink(missing_ok=True)
+    discard_checkpoint(checkpoint_path(out))  # the outputs above now hold the finished run
     return result
 
 

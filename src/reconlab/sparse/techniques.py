@@ -47,9 +47,3 @@ def check_techniques(names) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"sparse: unknown technique(s) {unknown}; choose from {list(TECHNIQUES)}")
     return tuple(t for t in TECHNIQUES if t in set(names))
-
-
-def warmup_factor(step: int, total: int, warmup_fraction: float) -> float:
-    """Linear warm-up multiplier for step (0-based)."""
-    w = max(1, int(round(warmup_fraction * total)))
-    return min(1.0, (step + 1) / w)

@@ -8,7 +8,6 @@ data, model, optimizer, loop (flow-matching loss, clipping, EMA, reflow teacher)
 from __future__ import annotations
 
 import copy
-import math
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from torch import nn
 from reconlab.sparse.flow import flow_matching_loss, sample_values
 from reconlab.sparse.models import create_model
 from reconlab.sparse.task import Batch, QuerySampler, eval_masks, gather_batch, pixel_coords
-from reconlab.sparse.techniques import check_techniques, warmup_factor
+from reconlab.sparse.techniques import check_techniques
 
 
 def build_model(cfg: dict, size: int, seed: int) -> nn.Module:
@@ -59,7 +58,8 @@ def train_cell(
     The returned model is the EMA copy when ``ema`` is on. A NaN loss stops with the step.
     With ``checkpoint``, state is saved every ``train.checkpoint_every`` steps and resumed.
     """
-    from reconlab.checkpoint import load_checkpoint, save_checkpoint
+    from reconlab.checkpoint import resume_training, save_training
+    from reconlab.optim import lr_factor, optimizer_step, set_lr, warmup_steps
     from reconlab.provenance import module_code
     from reconlab.runtime import compute_record, precision_for, resolve_device
 
@@ -70,39 +70,33 @@ def train_cell(
     flat = torch.from_numpy(fields.reshape(len(fields), -1)).float()
     sampler = QuerySampler(flat, cfg["observed"], cfg["queries"], seed + 1, cfg["fixed_queries"])
     loss_gen = torch.Generator().manual_seed(seed + 2)
+    generators = {"queries": sampler.generator, "loss": loss_gen}
     device = resolve_device(tr["device"])
     precision = precision_for(device, tr["precision"], kind="linear")
     scaler = precision.grad_scaler()
     model = build_model(cfg, size, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
     ema = copy.deepcopy(model).eval() if "ema" in tech else None
+    # clip_warmup is one of the studied techniques: without it, no warmup and no clipping
+    clip = tech.get("clip_warmup", {"max_norm": 0.0, "warmup": 0.0})
+    warmup = warmup_steps(clip["warmup"], steps)
     teacher = None
     reflow_at = int(tech["reflow"]["start"] * steps) if "reflow" in tech else None
-    history = {"step": [], "loss": []}
     compute = compute_record(precision)
-    start = 0
     # A checkpoint resumes only with the same params, seed and training code (the import
     # closure of this module, the same hash mechanism the Snakemake rules use).
     key = cfg | {"seed": seed, "code": module_code(__name__)}
-    if checkpoint is not None and (state := load_checkpoint(checkpoint, key)):
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        if state.get("teacher") is not None:
-            teacher = build_model(cfg, size, seed).to(device).eval()
-            teacher.load_state_dict(state["teacher"])
-        sampler.generator.set_state(state["sampler_gen"])
-        loss_gen.set_state(state["loss_gen"])
-        start, history = state["step"], state["history"]
+    start, loop = resume_training(checkpoint, key, model, opt, scaler, ema, generators)
+    history = loop.get("history", {"step": [], "loss": []})
+    if loop.get("teacher") is not None:
+        teacher = build_model(cfg, size, seed).to(device).eval()
+        teacher.load_state_dict(loop["teacher"])
+    if start:
         log(f"resumed from {checkpoint} at step {start}")
     t0 = time.perf_counter()
     for step in range(start, steps):
-        lr = tr["lr"] * 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine decay
-        if "clip_warmup" in tech:
-            lr *= warmup_factor(step, steps, tech["clip_warmup"]["warmup"])
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = tr["lr"] * lr_factor(step, steps, warmup, 0.0)  # (warmup +) cosine decay to 0
+        set_lr(opt, lr)
         if step == reflow_at:  # rectified flow: freeze the current model as the coupling teacher
             teacher = copy.deepcopy(ema if ema is not None else model).eval()
         model.train()
@@ -115,13 +109,7 @@ def train_cell(
             raise RuntimeError(
                 f"sparse: loss is {terms.total.item()} at step {step}; lower train.lr"
             )
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(terms.total).backward()
-        if "clip_warmup" in tech:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), tech["clip_warmup"]["max_norm"])
-        scaler.step(opt)
-        scaler.update()
+        optimizer_step(terms.total, opt, scaler, clip["max_norm"])
         if ema is not None:
             decay = tech["ema"]["decay"]
             with torch.no_grad():
@@ -131,22 +119,12 @@ def train_cell(
             history["step"].append(step)
             history["loss"].append(round(terms.total.item(), 6))
             log(f"step {step} loss {terms.total.item():.4f} lr {lr:.2e}")
-        every = tr["checkpoint_every"]
-        if checkpoint is not None and every and (step + 1) % every == 0 and step + 1 < steps:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "config": key,
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "teacher": teacher.state_dict() if teacher is not None else None,
-                    "sampler_gen": sampler.generator.get_state(),
-                    "loss_gen": loss_gen.get_state(),
-                    "step": step + 1,
-                    "history": history,
-                },
-            )
+        every, done = tr["checkpoint_every"], step + 1
+        if checkpoint is not None and every and (done % every == 0 or done == steps):
+            save_training(
+                checkpoint, key, done, model, opt, scaler, ema, generators, history=history,
+                teacher=teacher.state_dict() if teacher is not None else None,
+            )  # fmt: skip
     history["compute"] = compute
     history["train_seconds"] = round(time.perf_counter() - t0, 2)
     history["seconds_per_step"] = round(history["train_seconds"] / max(1, steps - start), 4)

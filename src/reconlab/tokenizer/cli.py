@@ -15,12 +15,13 @@ def _config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from reconlab.checkpoint import checkpoint_path
     from reconlab.tokenizer.model import parse_variant
     from reconlab.tokenizer.train import train_tokenizer
 
     cfg = _config(args)
     parse_variant(args.variant)
-    checkpoint = args.checkpoint or Path("results/tokenizer/.checkpoints") / f"{args.variant}.pt"
+    checkpoint = args.checkpoint or checkpoint_path(args.out)
     log = train_tokenizer(args.variant, cfg, args.images, args.out, checkpoint, args.stop_after)
     if log is None:
         print(
@@ -84,7 +85,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="folder for model.safetensors, train_log.*"
     )
-    p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (kept outside --out)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="resumable checkpoint (default OUT/.ckpt/last.pt; deleted once OUT is written)",
+    )
     p.add_argument(
         "--stop-after", type=int, help="leave after N steps with a checkpoint (time-limited jobs)"
     )

@@ -9,7 +9,6 @@ and ``train_log.json`` / ``train_log.csv``.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -18,10 +17,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from reconlab.checkpoint import load_checkpoint, save_checkpoint
+from reconlab.checkpoint import checkpoint_path, discard_checkpoint, resume_training, save_training
 from reconlab.config import TokenizerConfig
 from reconlab.evaluation.image_metrics import count_capped, per_image_metrics
 from reconlab.io import load_safetensors, save_safetensors, write_csv, write_json
+from reconlab.optim import lr_factor, optimizer_step, set_lr, warmup_steps
+from reconlab.provenance import command_code
 from reconlab.runtime import (
     compute_record,
     precision_for,
@@ -30,7 +31,7 @@ from reconlab.runtime import (
     set_threads,
 )
 from reconlab.tokenizer.codebook import CodeCounter, codebook_health
-from reconlab.tokenizer.losses import build_perceptual, tokenizer_loss
+from reconlab.tokenizer.losses import LossTerms, build_perceptual, tokenizer_loss
 from reconlab.tokenizer.model import QuantizerOptions, Tokenizer, build_tokenizer
 
 LOG_COLUMNS = (
@@ -131,21 +132,43 @@ def evaluate_crops(
     }
 
 
+def log_row(
+    step: int, lr: float, terms: LossTerms, indices: torch.Tensor, model: Tokenizer, val: dict,
+    seconds: float,
+) -> dict:  # fmt: skip
+    """One LOG_COLUMNS row: loss terms of the last batch, its codebook health, val PSNR."""
+    batch = codebook_health(
+        torch.bincount(indices.flatten().cpu(), minlength=model.spec.codebook_size)
+    )
+    return {
+        "step": step, "lr": lr,
+        **{k: float(getattr(terms, k).detach()) for k in LOG_COLUMNS[2:7]},
+        "batch_usage": batch["codebook_usage"], "batch_perplexity": batch["perplexity"],
+        "ema_dead_codes": model.quantizer.ema_dead_codes(), "val_psnr": val["psnr"],
+        "seconds": seconds,
+    }  # fmt: skip
+
+
 def train_tokenizer(
     variant: str, cfg: TokenizerConfig, images_dir: str | Path, out_dir: str | Path,
-    checkpoint: str | Path, stop_after: int | None = None,
+    checkpoint: str | Path | None = None, stop_after: int | None = None,
 ) -> dict | None:  # fmt: skip
     """Train ``variant`` on ``images_dir/train`` and write its outputs to ``out_dir``.
 
-    ``stop_after``: leave after this many steps with a checkpoint and no outputs (a time-limited
-    job); the next call resumes from it. Returns the train log, or None when stopped early.
+    ``checkpoint``: the resumable checkpoint (default ``out_dir/.ckpt/last.pt``), deleted once
+    the outputs are written. ``stop_after``: leave after this many steps with a checkpoint and
+    no outputs (a time-limited job); the next call resumes from it. Returns the train log, or
+    None when stopped early.
     """
     t = cfg.train
     out_dir = Path(out_dir)
+    checkpoint = checkpoint_path(out_dir) if checkpoint is None else checkpoint
     device = resolve_device(cfg.device)
     precision = precision_for(device, cfg.precision, kind="conv")
     threads = set_threads(t["threads"]) if device.type == "cpu" else None
     gen = seed_everything(cfg.seed)
+
+    # -- data, model, loss, optimizer ---------------------------------------------------------
     mc = model_config(variant, cfg)
     model = build_from_config(mc).to(device)
     f = model.spec.factor
@@ -161,32 +184,26 @@ def train_tokenizer(
     if perceptual is not None:
         perceptual = perceptual.to(device)
     weights = dict(cfg.loss["weights"])
-    opt = torch.optim.Adam(model.parameters(), lr=t["lr"], betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.LambdaLR(  # cosine decay to 10% of lr
-        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / t["steps"], 1.0)))
-    )
+    opt = torch.optim.Adam(model.parameters(), lr=t["lr"], betas=tuple(t["betas"]))
     scaler = precision.grad_scaler()
+    steps, warmup = t["steps"], warmup_steps(t["warmup_frac"], t["steps"])
 
-    resume_key = {"variant": variant, "config": json.loads(json.dumps(cfg.__dict__)), "crop": crop}
-    state = load_checkpoint(checkpoint, resume_key)
-    start, rows, seconds = 0, [], 0.0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        start, rows, seconds = state["step"], state["rows"], state["seconds"]
-
-    bar = tqdm(
-        range(start, t["steps"]),
-        desc=f"train {variant}",
-        unit="step",
-        initial=start,
-        total=t["steps"],
-        mininterval=5,
+    # -- resume -------------------------------------------------------------------------------
+    resume_key = {
+        "variant": variant, "config": json.loads(json.dumps(cfg.__dict__)), "crop": crop,
+        "code": command_code("tokenizer-train"),
+    }  # fmt: skip
+    start, loop = resume_training(
+        checkpoint, resume_key, model, opt, scaler, generators={"batches": gen}
     )
+    rows, seconds = loop.get("rows", []), loop.get("seconds", 0.0)
+
+    # -- loop ---------------------------------------------------------------------------------
+    bar = tqdm(range(start, steps), desc=f"train {variant}", unit="step", initial=start,
+               total=steps, mininterval=5)  # fmt: skip
     tic = time.perf_counter()
     for step in bar:
+        set_lr(opt, t["lr"] * lr_factor(step, steps, warmup, t["min_lr_ratio"]))
         model.train()
         x = sample_batch(train_data, t["batch_size"], crop, gen).to(device)
         with precision.autocast():
@@ -196,42 +213,24 @@ def train_tokenizer(
             raise RuntimeError(
                 f"tokenizer {variant}: loss is {float(terms.total)} at step {step + 1}; lower tokenizer.train.lr"
             )
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(terms.total).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        optimizer_step(terms.total, opt, scaler, t["grad_clip"])
         done = step + 1
-        if done % t["log_every"] == 0 or done == t["steps"]:
-            batch = codebook_health(
-                torch.bincount(out.indices.flatten().cpu(), minlength=model.spec.codebook_size)
-            )
+        if done % t["log_every"] == 0 or done == steps:
             val = evaluate_crops(model, val_data, device)
-            rows.append({
-                "step": done, "lr": sched.get_last_lr()[0],
-                **{k: float(getattr(terms, k).detach()) for k in LOG_COLUMNS[2:7]},
-                "batch_usage": batch["codebook_usage"], "batch_perplexity": batch["perplexity"],
-                "ema_dead_codes": model.quantizer.ema_dead_codes(), "val_psnr": val["psnr"],
-                "seconds": seconds + time.perf_counter() - tic,
-            })  # fmt: skip
+            lr = t["lr"] * lr_factor(done, steps, warmup, t["min_lr_ratio"])  # next step's
+            elapsed = seconds + time.perf_counter() - tic
+            rows.append(log_row(done, lr, terms, out.indices, model, val, elapsed))
             bar.set_postfix(loss=f"{rows[-1]['total']:.4f}", val_psnr=f"{val['psnr']:.2f}")
-        stopping = stop_after is not None and done - start >= stop_after and done < t["steps"]
-        if (done % t["checkpoint_every"] == 0 or stopping) and done < t["steps"]:
-            save_checkpoint(checkpoint, {
-                "config": resume_key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "generator": gen.get_state(), "step": done,
-                "rows": rows, "seconds": seconds + time.perf_counter() - tic,
-            })  # fmt: skip
+        stopping = stop_after is not None and done - start >= stop_after and done < steps
+        if done % t["checkpoint_every"] == 0 or done == steps or stopping:
+            elapsed = seconds + time.perf_counter() - tic
+            save_training(checkpoint, resume_key, done, model, opt, scaler,
+                          generators={"batches": gen}, rows=rows, seconds=elapsed)  # fmt: skip
         if stopping:
             bar.close()
             return None
     seconds += time.perf_counter() - tic
 
-    final_train = evaluate_crops(model, train_data, device)
-    final_val = evaluate_crops(model, val_data, device)
-    save_model(out_dir / "model.safetensors", model, mc)
     log = {
         "variant": variant,
         "model": mc,
@@ -251,10 +250,14 @@ def train_tokenizer(
             "resumed_from_step": start,
         },
         "seconds": seconds,
-        "final": {"train": final_train, "val": final_val},
+        "final": {
+            "train": evaluate_crops(model, train_data, device),
+            "val": evaluate_crops(model, val_data, device),
+        },
         "rows": rows,
     }
+    save_model(out_dir / "model.safetensors", model, mc)
     write_json(out_dir / "train_log.json", log)
     write_csv(out_dir / "train_log.csv", rows, LOG_COLUMNS)
-    Path(checkpoint).unlink(missing_ok=True)  # done: the outputs now hold everything
+    discard_checkpoint(checkpoint)  # done: the outputs now hold everything
     return log
