@@ -108,13 +108,60 @@ def test_switch_changes_trained_model(technique):
         ("multiscale", lambda m: m.tokens.code.B.shape[1] == 4 * 6),
         ("adaln", lambda m: all(b.ada is not None for b in m.decoder)),
         ("self_cond", lambda m: m.tokens.state.in_features == 2),
-        ("droppath", lambda m: m.decoder[0].drop.rate == pytest.approx(0.1)),
+        ("droppath", lambda m: getattr(m.decoder[0].drop, "drop_prob", 0) == pytest.approx(0.1)),
     ],
 )
 def test_model_side_switches_change_architecture(technique, check):
     base = build_model(tiny_cfg(), 32, seed=0)
     model = build_model(tiny_cfg([technique]), 32, seed=0)
     assert check(model) and not check(base)
+
+
+def test_timm_ema_equals_the_lerp_it_replaced():
+    """timm's ModelEmaV3 as train_cell uses it (constant decay, parameters only) against the
+    formula it replaced: ema <- ema + (1 - decay) (model - ema) per parameter, buffers kept."""
+    from timm.utils import ModelEmaV3
+
+    decay = DEFAULT_SETTINGS["ema"]["decay"]
+    model = build_model(tiny_cfg(), 32, seed=0)
+    ema, old = ModelEmaV3(model, decay=decay, exclude_buffers=True), copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):  # stand-in optimizer steps: every parameter moves
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape, generator=gen) * 0.1)
+        ema.update(model)
+        with torch.no_grad():
+            for pe, pm in zip(old.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm, 1 - decay)
+    new_state, old_state = ema.module.state_dict(), old.state_dict()
+    assert new_state.keys() == old_state.keys() and len(new_state) > 10
+    for k, v in old_state.items():
+        assert (new_state[k] - v).abs().max().item() <= 1e-6, k
+    name = next(n for n, _ in model.named_parameters())
+    assert not torch.allclose(new_state[name], model.state_dict()[name])  # it averages
+
+
+def test_timm_drop_path_matches_the_one_it_replaced():
+    """Identity in eval; in training whole samples dropped at the rate, kept ones scaled
+    by 1 / (1 - rate), as the removed DropPath did (the draws themselves differ)."""
+    from reconlab.sparse.models import stochastic_depth
+
+    x = torch.randn(20_000, 3, 4)
+    layer = stochastic_depth(0.25)
+    assert isinstance(stochastic_depth(0.0), torch.nn.Identity)
+    assert torch.equal(layer.eval()(x), x)
+    torch.manual_seed(0)
+    y = layer.train()(x)
+    dropped = (y == 0).flatten(1).all(1)
+    kept = ~dropped
+    assert torch.allclose(y[kept], x[kept] / 0.75, rtol=1e-6, atol=0)
+    # 20 000 Bernoulli(0.25) draws: std 0.0031, so 0.25 +- 0.0125 is a 4-sigma band
+    assert abs(dropped.float().mean().item() - 0.25) < 0.0125
+    torch.manual_seed(0)  # the removed implementation, on the same input
+    keep = torch.rand(x.shape[0], 1, 1) >= 0.25
+    old_dropped = ~keep.flatten()
+    assert abs(old_dropped.float().mean().item() - dropped.float().mean().item()) < 0.02
 
 
 @pytest.mark.parametrize(

@@ -36,18 +36,16 @@ def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([arg.sin(), arg.cos()], -1)
 
 
-class DropPath(nn.Module):
-    """Stochastic depth: drop a whole residual branch per sample with probability ``rate``."""
+def stochastic_depth(rate: float) -> nn.Module:
+    """Stochastic depth (Huang et al. 2016): timm's ``DropPath`` drops a whole residual branch
+    per sample with probability ``rate`` in training (kept ones scaled by 1 / (1 - rate)), the
+    identity in eval. ``rate == 0`` gives ``nn.Identity``, as timm's own models do; timm is
+    imported only then, since its import costs about 2 CPU-seconds per cell job."""
+    if rate == 0:
+        return nn.Identity()
+    from timm.layers import DropPath
 
-    def __init__(self, rate: float = 0.0) -> None:
-        super().__init__()
-        self.rate = rate
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.rate == 0:
-            return x
-        keep = torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device) >= self.rate
-        return x * keep / (1 - self.rate)
+    return DropPath(rate)
 
 
 class DistanceAttention(nn.Module):
@@ -93,7 +91,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
         )
-        self.drop = DropPath(drop_path)
+        self.drop = stochastic_depth(drop_path)
         # AdaLN-Zero: shift/scale/gate for both branches from the time embedding; gates start at 0.
         self.ada = nn.Linear(width, 6 * width) if adaln else None
         if self.ada is not None:
@@ -229,7 +227,9 @@ class QueryTokens(nn.Module):
         identity match cannot be a recycled id; a new batch replaces the entry.
         """
         key = (obs_xy, obs_val, query_xy)
-        if self._gp_memo is not None and all(a is b for a, b in zip(key, self._gp_memo[0], strict=True)):
+        if self._gp_memo is not None and all(
+            a is b for a, b in zip(key, self._gp_memo[0], strict=True)
+        ):
             return self._gp_memo[1]
         gp = gp_prior(obs_xy, obs_val, query_xy, self.widths)
         self._gp_memo = (key, gp)
@@ -335,7 +335,7 @@ class SparseMamba(nn.Module):
         self.size = size
         self.tokens = QueryTokens(width, fourier or {}, self_cond, kernel_prior, size, generator)
         self.mamba = Mamba(MambaConfig(d_model=width, n_layers=enc_layers + dec_layers, pscan=True))
-        self.drop = DropPath(drop_path)
+        self.drop = stochastic_depth(drop_path)
         self.norm = nn.LayerNorm(width, elementwise_affine=not adaln)
         self.ada = nn.Linear(width, 2 * width) if adaln else None
         self.head = nn.Linear(width, 1)
