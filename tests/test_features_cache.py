@@ -11,6 +11,7 @@ from reconlab.features.cache import (
     FeatureCache,
     mmap_tensors,
     shard_name,
+    tensor_layout,
     write_index,
     write_shard,
 )
@@ -72,6 +73,16 @@ def test_round_trip_shapes_values_and_dtype(tmp_path, dtype):
     assert [t.shape[0] for t in s.shard_tensors("patch")] == [3, 2]
 
 
+def _mapping_of(t: torch.Tensor) -> str:
+    """The /proc/self/maps line of the memory region holding ``t``'s data (Linux)."""
+    address = t.data_ptr()
+    for line in open("/proc/self/maps"):
+        start, end = (int(a, 16) for a in line.split()[0].split("-"))
+        if start <= address < end:
+            return line
+    raise AssertionError("no mapping holds the tensor")
+
+
 def test_single_shard_is_memory_mapped_not_copied(tmp_path):
     make_cache(tmp_path, counts=(4,))
     path = tmp_path / "train" / shard_name(0)
@@ -81,8 +92,26 @@ def test_single_shard_is_memory_mapped_not_copied(tmp_path):
     t.zero_()
     assert path.read_bytes() == before
     s = FeatureCache.open(tmp_path).split("train")
-    storage_size = s.patch.untyped_storage().nbytes()
-    assert storage_size == path.stat().st_size  # a view into the mapped file, not a fresh copy
+    # a view into a private (copy-on-write) mapping of the shard file, not a fresh copy
+    fields = _mapping_of(s.patch).split()
+    assert fields[-1] == str(path) and fields[1].endswith("p")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_safetensors_layout_and_values_are_those_written(tmp_path, dtype):
+    path = tmp_path / "s.safetensors"
+    g = torch.Generator().manual_seed(0)
+    written = {"cls": torch.randn(3, 4, generator=g), "patch": torch.randn(3, 2, 5, 4, generator=g)}
+    written = {k: v.to(dtype) for k, v in written.items()}
+    write_shard(path, written)
+    code = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32"}[dtype]
+    assert tensor_layout(path) == {"cls": (code, (3, 4)), "patch": (code, (3, 2, 5, 4))}
+    read = mmap_tensors(path)
+    assert list(read) == ["cls", "patch"]
+    assert all(read[k].dtype == dtype and torch.equal(read[k], v) for k, v in written.items())
+    path.write_bytes(path.read_bytes()[:6])  # shorter than the 8-byte header length
+    with pytest.raises(ValueError, match=rf"^{path}: unreadable safetensors file \("):
+        tensor_layout(path)
 
 
 def test_expect_mismatch_names_file_and_key(tmp_path):

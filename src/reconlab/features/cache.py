@@ -7,7 +7,7 @@ Layout of one backbone's cache (``data/features/{backbone_id}/``)::
 
 Readers never trust a shard blindly: on first access each shard's size, tensor names, dtypes,
 shapes and sha256 are checked against the index, and a mismatch raises ValueError naming the shard.
-Tensors are memory-mapped (``torch.UntypedStorage.from_file``), so opening a cache larger than RAM
+Tensors are memory-mapped by safetensors (``safe_open``), so opening a cache larger than RAM
 costs only what is actually read.
 
 Typical use::
@@ -20,13 +20,12 @@ Typical use::
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from reconlab.io import atomic_path, read_json, sha256_file, write_json
@@ -70,24 +69,19 @@ def expected_shapes(index: Mapping[str, Any], count: int) -> dict[str, tuple[int
     return shapes
 
 
-def read_header(path: Path) -> tuple[dict[str, Any], int]:
-    """A safetensors file's header (name -> dtype/shape/data_offsets) and where its data starts."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) < 8:
-            raise ValueError(
-                f"{path}: not a safetensors file (shorter than its 8-byte header size)"
-            )
-        (n,) = struct.unpack("<Q", raw)
-        if n > size - 8:
-            raise ValueError(f"{path}: truncated safetensors header ({n} bytes announced)")
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValueError(f"{path}: unreadable safetensors header") from None
-    header.pop("__metadata__", None)
-    return header, 8 + n
+def tensor_layout(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Name -> (safetensors dtype code such as ``"BF16"``, shape) of every tensor in ``path``,
+    read from its header by safetensors itself (``safe_open`` + ``get_slice``; no data read).
+
+    Raises:
+        ValueError: naming the file, when safetensors cannot parse it (truncated, not one).
+    """
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            slices = {name: f.get_slice(name) for name in f.keys()}  # noqa: SIM118 - not a dict
+            return {n: (s.get_dtype(), tuple(s.get_shape())) for n, s in slices.items()}
+    except SafetensorError as e:
+        raise ValueError(f"{path}: unreadable safetensors file ({e})") from None
 
 
 def write_shard(path: Path, tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -115,39 +109,32 @@ def shard_problem(
     if "bytes" in entry and path.stat().st_size != entry["bytes"]:
         return f"size {path.stat().st_size} bytes, index says {entry['bytes']}"
     try:
-        header, _ = read_header(path)
+        layout = tensor_layout(path)
     except ValueError as e:
         return str(e).split(": ", 1)[-1]
     want_dtype = _SAFETENSORS_DTYPES[index["dtype"]]
     for name, shape in expected_shapes(index, entry["count"]).items():
-        if name not in header:
+        if name not in layout:
             return f"tensor {name!r} missing"
-        got = header[name]
-        if tuple(got["shape"]) != shape or got["dtype"] != want_dtype:
-            return (
-                f"tensor {name!r} is {got['dtype']}{list(got['shape'])}, "
-                f"index says {want_dtype}{list(shape)}"
-            )
+        dtype, got = layout[name]
+        if got != shape or dtype != want_dtype:
+            return f"tensor {name!r} is {dtype}{list(got)}, index says {want_dtype}{list(shape)}"
     if checksum and sha256_file(path) != entry["sha256"]:
         return "sha256 does not match the index"
     return None
 
 
 def mmap_tensors(path: Path, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """Memory-mapped (read-only in effect, copy-on-write) tensors of a safetensors file."""
-    header, start = read_header(path)
-    nbytes = path.stat().st_size
-    storage = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=nbytes)
-    raw = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (nbytes,), (1,))
-    by_code = {code: DTYPES[name] for name, code in _SAFETENSORS_DTYPES.items()}
-    out = {}
-    for name in names if names is not None else sorted(header):
-        info = header[name]
-        begin, end = info["data_offsets"]
-        out[name] = (
-            raw[start + begin : start + end].view(by_code[info["dtype"]]).view(info["shape"])
-        )
-    return out
+    """Tensors ``names`` (default all, sorted) of a safetensors file, memory-mapped.
+
+    safetensors maps the file privately (copy-on-write), so nothing is read until used and
+    writing to a tensor never touches the file; measured against the hand-built mapping this
+    replaced: the same values, the same few MB of RSS after reading one row of a 50 MB shard.
+    """
+    with safe_open(str(path), framework="pt") as f:
+        return {
+            name: f.get_tensor(name) for name in (names if names is not None else sorted(f.keys()))
+        }
 
 
 class FeatureSplit:
