@@ -142,6 +142,25 @@ def test_timm_ema_equals_the_lerp_it_replaced():
     assert not torch.allclose(new_state[name], model.state_dict()[name])  # it averages
 
 
+def test_run_stopped_after_a_checkpoint_resumes_to_the_same_ema_model(tmp_path):
+    cfg = tiny_cfg(["ema", "clip_warmup"])
+    cfg["train"] |= {"steps": 6, "checkpoint_every": 3}
+    full, _ = train_cell(cfg, FIELDS, seed=0, log=lambda s: None)
+
+    def stop_at_step_4(message: str) -> None:  # after step 3's checkpoint, as a kill would
+        if message.startswith("step 4 "):
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / ".ckpt" / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_cell(cfg, FIELDS, seed=0, log=stop_at_step_4, checkpoint=ckpt)
+    messages = []
+    resumed, _ = train_cell(cfg, FIELDS, seed=0, log=messages.append, checkpoint=ckpt)
+    assert messages[0] == f"resumed from {ckpt} at step 3"
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_timm_drop_path_matches_the_one_it_replaced():
     """Identity in eval; in training whole samples dropped at the rate, kept ones scaled
     by 1 / (1 - rate), as the removed DropPath did (the draws themselves differ)."""
