@@ -175,7 +175,7 @@ def test_sparse_resume_fingerprint_carries_the_code_hash(tmp_path):
     cfg["train"]["checkpoint_every"] = 2
     fields = np.random.default_rng(0).random((6, 32, 32), dtype=np.float32)
     ckpt = tmp_path / "last.pt"
-    train_cell(cfg, fields, seed=0, log=lambda s: None, checkpoint=ckpt)
+    train_cell(cfg, fields, seed=0, checkpoint=ckpt)
     code = provenance.module_code("reconlab.sparse.train")
     assert load_checkpoint(ckpt, cfg | {"seed": 0, "code": code}) is not None
     assert load_checkpoint(ckpt, cfg | {"seed": 0, "code": "edited"}) is None

@@ -115,9 +115,7 @@ def test_limit_is_reported_but_never_the_best_interpolation_baseline():
 def test_run_baselines_writes_the_limit_beside_the_baselines(tmp_path):
     make_fields(FieldsConfig(per_family={"train": 1, "val": 1, "test": 1}), tmp_path / "fields")
     section = validate_params({"sparse": {"baselines": {"methods": ["nearest", "family_fit"]}}})
-    result = run_baselines(
-        section["sparse"], tmp_path / "fields", tmp_path / "b.json", log=lambda *_: None
-    )
+    result = run_baselines(section["sparse"], tmp_path / "fields", tmp_path / "b.json")
     written = json.loads((tmp_path / "b.json").read_text())
     assert written == json.loads(json.dumps(result))
     for split in ("val", "test"):

@@ -41,9 +41,7 @@ def test_overfit_one_field_reaches_40_db():
         "sampler": {"method": "euler", "steps": 10, "start": "median"},
         "techniques": {},
     }
-    pred, history = overfit_one_field(
-        cfg, field, steps=1500, lr=1e-2, batch_size=8, log=lambda s: None
-    )
+    pred, history = overfit_one_field(cfg, field, steps=1500, lr=1e-2, batch_size=8)
     psnr = float(field_metrics(pred, field)["psnr"][0])
     assert pred.shape == field.shape
     assert history["loss"][-1] < history["loss"][0]

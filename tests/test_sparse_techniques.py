@@ -67,7 +67,7 @@ _OFF = {}
 
 def _trained_without_techniques():
     if "model" not in _OFF:
-        _OFF["model"] = train_cell(tiny_cfg(), FIELDS, seed=0, log=lambda s: None)[0]
+        _OFF["model"] = train_cell(tiny_cfg(), FIELDS, seed=0)[0]
     return _OFF["model"]
 
 
@@ -96,7 +96,7 @@ def test_switch_changes_trained_model(technique):
     if technique == "reflow":
         cfg_on["techniques"]["reflow"]["start"] = 0.5  # teacher frozen after 2 of 4 steps
     off = _trained_without_techniques()
-    on, _ = train_cell(cfg_on, FIELDS, seed=0, log=lambda s: None)
+    on, _ = train_cell(cfg_on, FIELDS, seed=0)
     p_off, p_on = _predict(off, ()), _predict(on, (technique,))
     assert torch.isfinite(p_on).all()
     assert not torch.allclose(p_off, p_on), f"{technique} changed nothing"

@@ -92,3 +92,19 @@ def test_checkpoint_has_one_layout_and_restores_every_piece(tmp_path):
     assert resume_training(path, {"lr": 2}, other, opt2, scaler) == (0, {})  # other params
     discard_checkpoint(path)
     assert not path.parent.exists() and (tmp_path / "out").is_dir()
+
+
+def test_a_corrupt_checkpoint_is_reported_once_and_training_starts_over(tmp_path, caplog):
+    path = checkpoint_path(tmp_path / "out")
+    model, opt = _model_and_opt()
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    save_training(path, {"lr": 1}, 3, model, opt, scaler)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    caplog.clear()
+    assert resume_training(path, {"lr": 1}, model, opt, scaler) == (0, {})
+    assert [(r.name, r.levelname) for r in caplog.records] == [("reconlab.checkpoint", "WARNING")]
+    message = caplog.records[0].getMessage()
+    assert message.startswith(f"{path}: corrupt checkpoint (")
+    assert message.endswith("); not used, training starts over")

@@ -121,7 +121,6 @@ def load_checkpoint(
     problem = checkpoint_problem(raw)
     if problem:
         log.warning("%s: corrupt checkpoint (%s); not used, training starts over", path, problem)
-        print(f"{path}: corrupt checkpoint ({problem}); training starts over", flush=True)
         return None
     payload = io.BytesIO(raw.partition(b"\n")[2])
     state = torch.load(payload, map_location="cpu", weights_only=False)

@@ -6,6 +6,7 @@ aggregation into tables and figures lives in :mod:`reconlab.sparse.aggregate`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,8 @@ from reconlab.sparse.grid import (
     eval_splits,
     first_round,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _load(fields_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -45,9 +48,7 @@ def save_samples(path: Path, truth: np.ndarray, preds: Mapping[str, np.ndarray],
         np.savez_compressed(f, truth=truth, masks=masks, labels=np.array(labels), **preds)
 
 
-def run_cell(
-    cfg: Mapping, cell: str, seed: int, fields_dir: str | Path, out: str | Path, log=print
-) -> dict:
+def run_cell(cfg: Mapping, cell: str, seed: int, fields_dir: str | Path, out: str | Path) -> dict:
     """Train one cell with one seed; evaluate on every split in ``cfg['eval_splits']``.
 
     Writes ``out/metrics.json`` and ``out/samples.png`` (observed / truth / prediction / error,
@@ -70,7 +71,7 @@ def run_cell(
     torch.set_num_threads(cfg["train"]["threads"])
     started = time.time()
     train, _, families = _load(fields_dir, "train")
-    model, history = train_cell(cfg, train, seed, log=log, checkpoint=checkpoint_path(out))
+    model, history = train_cell(cfg, train, seed, checkpoint=checkpoint_path(out))
     result = {
         "cell": cell,
         "seed": seed,
@@ -89,7 +90,7 @@ def run_cell(
         masks = evaluation_masks(cfg, len(fields), fields[0].size, split)
         pred = predict_fields(model, cfg, fields, masks, seed)
         result[split] = summarize_by_family(field_metrics(pred, fields), family, families)
-        log(f"{cell} seed {seed} {split}: PSNR {result[split]['all']['psnr']:.2f} dB")
+        log.info("%s seed %d %s: PSNR %.2f dB", cell, seed, split, result[split]["all"]["psnr"])
     result["eval_seconds"] = round(time.perf_counter() - t0, 2)
     pick = one_per_family(family)
     sample_grid(
@@ -153,7 +154,7 @@ def summarize_baseline(pred: np.ndarray, fields: np.ndarray, family: np.ndarray,
     return summary
 
 
-def run_baselines(section: Mapping, fields_dir: str | Path, out: str | Path, log=print) -> dict:
+def run_baselines(section: Mapping, fields_dir: str | Path, out: str | Path) -> dict:
     """Every interpolation baseline on every eval split, with the same seeded masks as the cells,
     and the references: the observed mean and the family-aware fit (told each field's family)."""
     from reconlab.sparse.baselines import interpolate_fields
@@ -178,7 +179,7 @@ def run_baselines(section: Mapping, fields_dir: str | Path, out: str | Path, log
             result[split][method] = summary
             shown = summary.get("applicable", summary["all"])
             shown = f"{shown['psnr']:.2f} dB" if isinstance(shown, dict) else shown
-            log(f"baseline {method} {split}: PSNR {shown}")
+            log.info("baseline %s %s: PSNR %s", method, split, shown)
     pick = one_per_family(family)
     save_samples(Path(out).parent / "baseline_samples.npz", fields[pick], picked, masks[pick],
                  [families[f] for f in family[pick]])  # fmt: skip
@@ -186,7 +187,7 @@ def run_baselines(section: Mapping, fields_dir: str | Path, out: str | Path, log
     return result
 
 
-def run_overfit(section: Mapping, fields_dir: str | Path, out: str | Path, log=print) -> dict:
+def run_overfit(section: Mapping, fields_dir: str | Path, out: str | Path) -> dict:
     """Fit the baseline model to ONE training field; PSNR over its 1024 pixels (expect >= 40 dB)."""
     import torch
 
@@ -200,9 +201,7 @@ def run_overfit(section: Mapping, fields_dir: str | Path, out: str | Path, log=p
     cfg = cell_config(section, "baseline")
     # the check measures capacity, not rounding: it trains at overfit.precision (fp32)
     cfg["train"] = dict(cfg["train"], precision=o["precision"])
-    pred, history = overfit_one_field(
-        cfg, field, o["steps"], o["lr"], o["batch_size"], seed=0, log=log
-    )
+    pred, history = overfit_one_field(cfg, field, o["steps"], o["lr"], o["batch_size"], seed=0)
     m = field_metrics(pred, field)
     result = {
         "field_index": o["field_index"],
@@ -213,6 +212,6 @@ def run_overfit(section: Mapping, fields_dir: str | Path, out: str | Path, log=p
         "train_seconds": history["train_seconds"],
         **history["compute"],
     }
-    log(f"overfit: PSNR {result['psnr']:.2f} dB after {o['steps']} steps")
+    log.info("overfit: PSNR %.2f dB after %d steps", result["psnr"], o["steps"])
     write_json(out, result)
     return result

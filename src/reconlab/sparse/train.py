@@ -8,6 +8,7 @@ data, model, optimizer, loop (flow-matching loss, clipping, EMA, reflow teacher)
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from reconlab.sparse.flow import flow_matching_loss, sample_values
 from reconlab.sparse.models import create_model
 from reconlab.sparse.task import Batch, QuerySampler, eval_masks, gather_batch, pixel_coords
 from reconlab.sparse.techniques import check_techniques
+
+log = logging.getLogger(__name__)
 
 
 def build_model(cfg: dict, size: int, seed: int) -> nn.Module:
@@ -50,7 +53,6 @@ def train_cell(
     cfg: dict,
     fields: np.ndarray,
     seed: int,
-    log=print,
     checkpoint: str | Path | None = None,
 ) -> tuple[nn.Module, dict]:
     """Train on ``fields`` (N, S, S) and return (the model to evaluate, history).
@@ -98,7 +100,7 @@ def train_cell(
         teacher = build_model(cfg, size, seed).to(device).eval()
         teacher.load_state_dict(loop["teacher"])
     if start:
-        log(f"resumed from {checkpoint} at step {start}")
+        log.info("resumed from %s at step %d", checkpoint, start)
     t0 = time.perf_counter()
     for step in range(start, steps):
         lr = tr["lr"] * lr_factor(step, steps, warmup, 0.0)  # (warmup +) cosine decay to 0
@@ -121,7 +123,7 @@ def train_cell(
         if step % max(1, steps // 20) == 0 or step == steps - 1:
             history["step"].append(step)
             history["loss"].append(round(terms.total.item(), 6))
-            log(f"step {step} loss {terms.total.item():.4f} lr {lr:.2e}")
+            log.info("step %d loss %.4f lr %.2e", step, terms.total.item(), lr)
         every, done = tr["checkpoint_every"], step + 1
         if checkpoint is not None and every and (done % every == 0 or done == steps):
             save_training(
@@ -227,11 +229,10 @@ def overfit_one_field(
     lr: float,
     batch_size: int = 8,
     seed: int = 0,
-    log=print,
 ) -> tuple[np.ndarray, dict]:
     """Train on a single field (1, S, S) and sample all its pixels: the capacity sanity check."""
     train = dict(cfg["train"], steps=steps, lr=lr, batch_size=batch_size, checkpoint_every=0)
     cfg = dict(cfg, train=train)
-    model, history = train_cell(cfg, field, seed, log=log)
+    model, history = train_cell(cfg, field, seed)
     masks = evaluation_masks(cfg, 1, field[0].size, "train")
     return predict_fields(model, cfg, field, masks, seed), history
