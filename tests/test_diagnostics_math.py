@@ -190,6 +190,21 @@ def test_recall_and_map_on_a_constructed_retrieval_set():
     assert r.recall[1] == pytest.approx(2 / 6)  # only the two 'a' queries are right at rank 1
 
 
+def test_retrieval_metrics_equal_hand_computed_values():
+    # Unit vectors at 0, 10, 20 and 90 degrees; labels a, b, a, a. Rankings by angle:
+    #   q0 (a): 1, 2, 3 -> relevant [0, 1, 1]: hit@1 0, AP (1/2 + 2/3) / 2 = 7/12
+    #   q1 (b): nothing else is b -> skipped
+    #   q2 (a): 1, 0, 3 -> relevant [0, 1, 1]: hit@1 0, AP 7/12
+    #   q3 (a): 2, 1, 0 -> relevant [1, 0, 1]: hit@1 1, AP (1 + 2/3) / 2 = 5/6
+    angles = torch.deg2rad(torch.tensor([0.0, 10.0, 20.0, 90.0]))
+    e = torch.stack([angles.cos(), angles.sin()], 1)
+    r = retrieval_metrics(e, ["a", "b", "a", "a"], ks=(1, 2))
+    assert (r.queries, r.skipped) == (3, 1)
+    assert r.recall[1] == pytest.approx(1 / 3) and r.recall[2] == pytest.approx(1.0)
+    # recall@k is a relevant item in the top k (hit rate): q3 counts 1 at k=1, not 1/2
+    assert r.mean_average_precision == pytest.approx((7 / 12 + 7 / 12 + 5 / 6) / 3)
+
+
 def test_perfect_and_unlabelled_retrieval():
     e = torch.eye(4).repeat_interleave(2, 0) + 0.01 * torch.randn(8, 4)
     labels = [str(i // 2) for i in range(8)]
