@@ -255,7 +255,8 @@ def test_kernel_smooth_is_nearest_for_tiny_and_mean_for_huge_bandwidth():
 
 
 def test_gp_prior_matches_a_numpy_gp_at_each_length_scale():
-    from reconlab.sparse.models import GP_JITTER, gp_prior
+    from reconlab.sparse.gp import GP_JITTER
+    from reconlab.sparse.models import gp_prior
 
     rng = np.random.default_rng(0)
     obs_xy = rng.uniform(0, 1, (1, 20, 2))

@@ -1,8 +1,8 @@
 """Interpolation baselines on the same observed pixels: griddata, RBF, Gaussian process.
 
 Every method maps (observed coordinates, values) of one field to values at all pixels. The GP is
-a small exact GP (numpy): squared-exponential kernel on standardised values, length scale picked
-per field by log marginal likelihood from a fixed grid (no scikit-learn needed).
+the exact GP of :mod:`reconlab.sparse.gp` (the sparse model's kriging prior), its length scale
+picked per field by log marginal likelihood from a fixed grid.
 
 Two rows are references, not interpolation baselines: ``mean`` (the collapse level) and
 ``family_fit`` (the family-aware limit of :mod:`reconlab.sparse.family_fit`, which is told each
@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 from scipy.interpolate import RBFInterpolator, griddata
 
 from reconlab.sparse.family_fit import family_fit
+from reconlab.sparse.gp import exact_gp, most_likely_mean
 
 
 def _griddata(method: str) -> Callable:
@@ -39,22 +41,17 @@ def rbf(obs_xy, obs_val, query_xy):
 LENGTH_SCALES = (0.03, 0.05, 0.08, 0.12, 0.18, 0.27, 0.4)
 
 
-def gaussian_process(obs_xy, obs_val, query_xy, noise: float = 1e-4):
-    """Exact GP posterior mean; length scale maximising the log marginal likelihood."""
-    mu, sd = obs_val.mean(), obs_val.std() + 1e-8
-    y = (obs_val - mu) / sd
-    d2 = ((obs_xy[:, None] - obs_xy[None]) ** 2).sum(-1)
-    dq = ((query_xy[:, None] - obs_xy[None]) ** 2).sum(-1)
-    best = None
-    for ell in LENGTH_SCALES:
-        k = np.exp(-0.5 * d2 / ell**2) + noise * np.eye(len(y))
-        chol = np.linalg.cholesky(k)
-        alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y))
-        lml = -0.5 * y @ alpha - np.log(np.diag(chol)).sum()
-        if best is None or lml > best[0]:
-            best = (lml, ell, alpha)
-    _, ell, alpha = best
-    return mu + sd * (np.exp(-0.5 * dq / ell**2) @ alpha)
+def gaussian_process(obs_xy, obs_val, query_xy):
+    """Exact GP posterior mean at the length scale (of :data:`LENGTH_SCALES`) maximising the log
+    marginal likelihood: :func:`reconlab.sparse.gp.exact_gp`, the sparse model's prior too."""
+    posterior = exact_gp(
+        *(
+            torch.from_numpy(np.asarray(a, dtype=np.float64))[None]
+            for a in (obs_xy, obs_val, query_xy)
+        ),
+        torch.tensor(LENGTH_SCALES),
+    )
+    return most_likely_mean(posterior)[0].numpy()
 
 
 def observed_mean(obs_xy, obs_val, query_xy):

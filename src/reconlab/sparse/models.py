@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reconlab.sparse.encoding import FourierFeatures
+from reconlab.sparse.gp import GPPosterior as KrigingPrior
+from reconlab.sparse.gp import exact_gp
 
 
 class ModelOutput(NamedTuple):
@@ -112,7 +114,6 @@ class Block(nn.Module):
 
 KERNEL_WIDTHS_PX = (1.0, 2.0, 4.0, 8.0)
 PRIORS = ("none", "smooth", "gp")
-GP_JITTER = 1e-3  # observation-noise variance of the GP prior, relative to the standardised values
 
 
 def kernel_smooth(obs_xy, obs_val, query_xy, widths: torch.Tensor) -> torch.Tensor:
@@ -127,44 +128,14 @@ def kernel_smooth(obs_xy, obs_val, query_xy, widths: torch.Tensor) -> torch.Tens
     return (w * obs_val[:, None, :, None]).sum(2)
 
 
-class KrigingPrior(NamedTuple):
-    mean: torch.Tensor  # (B, Q, K) GP posterior mean per length scale
-    std: torch.Tensor  # (B, Q, K) GP posterior standard deviation (in standardised units)
-    evidence: torch.Tensor  # (B, K) log marginal likelihood per observation
-
-
 def gp_prior(obs_xy, obs_val, query_xy, scales: torch.Tensor) -> KrigingPrior:
-    """Exact GP regression (squared-exponential kernel) at several length scales at once.
+    """:func:`reconlab.sparse.gp.exact_gp` at several length scales, in fp32 whatever autocast.
 
-    Values are standardised per field; the solve runs in float64 (51 x 51 per field and scale).
     The evidence lets the network do what the GP baseline does by hand: weigh length scales
     by how well each explains the observations.
     """
     with torch.autocast(obs_xy.device.type, enabled=False):  # a linear solve: never in bf16
-        return _gp_prior(obs_xy.float(), obs_val.float(), query_xy.float(), scales)
-
-
-def _gp_prior(obs_xy, obs_val, query_xy, scales: torch.Tensor) -> KrigingPrior:
-    dtype = obs_val.dtype
-    xy, v, qxy = obs_xy.double(), obs_val.double(), query_xy.double()
-    mu = v.mean(1, keepdim=True)
-    sd = v.std(1, keepdim=True).clamp_min(1e-3)
-    y = (v - mu) / sd  # (B, N)
-    inv2l2 = 1 / (2 * scales.double() ** 2)  # (K,)
-    kxx = torch.exp(-torch.cdist(xy, xy).pow(2).unsqueeze(1) * inv2l2.view(1, -1, 1, 1))
-    kxx = kxx + GP_JITTER * torch.eye(xy.shape[1], dtype=xy.dtype, device=xy.device)
-    chol = torch.linalg.cholesky(kxx)  # (B, K, N, N)
-    alpha = torch.cholesky_solve(y[:, None, :, None].expand(-1, len(scales), -1, -1), chol)
-    kqx = torch.exp(-torch.cdist(qxy, xy).pow(2).unsqueeze(1) * inv2l2.view(1, -1, 1, 1))
-    mean = (kqx @ alpha).squeeze(-1)  # (B, K, Q)
-    w = torch.linalg.solve_triangular(chol, kqx.transpose(-1, -2), upper=False)  # (B, K, N, Q)
-    var = (1 + GP_JITTER - w.pow(2).sum(-2)).clamp_min(1e-6)
-    n = xy.shape[1]
-    fit = (y[:, None, :, None] * alpha).sum((-1, -2))
-    logdet = chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    evidence = -(0.5 * fit + logdet) / n  # (B, K)
-    mean = mu[:, None] + sd[:, None] * mean.transpose(1, 2)
-    return KrigingPrior(mean.to(dtype), var.sqrt().transpose(1, 2).to(dtype), evidence.to(dtype))
+        return exact_gp(obs_xy.float(), obs_val.float(), query_xy.float(), scales)
 
 
 class QueryTokens(nn.Module):
