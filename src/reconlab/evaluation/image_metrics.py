@@ -1,6 +1,7 @@
 """Per-image reconstruction metrics with torchmetrics (data range 1), then mean ± std.
 
-Used by the feature-inversion and tokenizer studies so both report identical definitions.
+Used by every study (feature inversion, tokenizer, sparse query, the report's viewer) so all
+report identical definitions; the formulas are torchmetrics'.
 
 Non-finite policy (one rule, everywhere): PSNR is capped at :data:`PSNR_MAX_DB` = 100 dB, the
 PSNR of an MSE of 1e-10 at data range 1. An exact reconstruction (MSE 0, PSNR +inf by
@@ -38,6 +39,28 @@ def count_capped(psnr: torch.Tensor | np.ndarray | list[float]) -> int:
     return int((np.asarray(psnr, dtype=np.float64) >= PSNR_MAX_DB).sum())
 
 
+def psnr_per_image(
+    pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray
+) -> torch.Tensor | np.ndarray:
+    """PSNR (dB, data range 1) of each item of a batch over all its other dims, capped at
+    :data:`PSNR_MAX_DB`; torchmetrics' ``peak_signal_noise_ratio``, 10 log10(1 / MSE).
+
+    Args:
+        pred, target: (B, ...) arrays of the same shape, values in [0, 1] (``pred`` is used as
+            given: clamp it first for the clamped PSNR). NumPy in gives NumPy out (float64).
+    """
+    as_numpy = isinstance(pred, np.ndarray)
+    p, t = torch.as_tensor(pred), torch.as_tensor(target)
+    if p.shape != t.shape:
+        raise ValueError(f"pred {tuple(p.shape)} and target {tuple(t.shape)} differ")
+    if not p.is_floating_point():
+        p, t = p.float(), t.float()
+    dims = tuple(range(1, p.ndim)) if p.ndim > 1 else None
+    psnr = peak_signal_noise_ratio(p, t.to(p.dtype), data_range=1.0, reduction="none", dim=dims)
+    psnr = cap_psnr(psnr.reshape(p.shape[:1]) if dims else psnr)
+    return psnr.numpy() if as_numpy else psnr
+
+
 @torch.inference_mode()
 def per_image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """MAE, MSE, PSNR and SSIM for each image of a batch.
@@ -56,8 +79,7 @@ def per_image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, tor
     target = target.float()
     mae = (pred - target).abs().flatten(1).mean(1)
     mse = (pred - target).pow(2).flatten(1).mean(1)
-    psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
-    psnr = cap_psnr(psnr)
+    psnr = psnr_per_image(pred, target)
     ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
     return {"mae": mae, "mse": mse, "psnr": psnr, "ssim": ssim}
 

@@ -169,8 +169,10 @@ def _colour(values: np.ndarray, cmap: str, lo: float, hi: float, mask: np.ndarra
 
 
 def _psnr(pred: np.ndarray, truth: np.ndarray) -> float:
-    mse = float(((np.clip(pred, 0, 1) - truth) ** 2).mean())
-    return 10 * math.log10(1 / max(mse, 1e-12))
+    """PSNR (dB) of one field, prediction clamped to [0, 1]: the sparse study's definition."""
+    from reconlab.evaluation.image_metrics import psnr_per_image
+
+    return float(psnr_per_image(np.clip(pred, 0, 1)[None], np.asarray(truth)[None])[0])
 
 
 def sparse_group(results: Path, assets: Assets) -> dict | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reconlab.evaluation.image_metrics import psnr_per_image
 from reconlab.figures import pyplot, save_figure
 
 
@@ -27,12 +28,13 @@ def sample_grid(
     for i in range(n):
         observed = np.full(truth[i].size, np.nan)
         observed[masks[i]] = truth[i].ravel()[masks[i]]
-        err = np.abs(np.clip(pred[i], 0, 1) - truth[i])
-        mse = float((err**2).mean())
+        clamped = np.clip(pred[i], 0, 1)
+        err = np.abs(clamped - truth[i])
+        psnr = float(psnr_per_image(clamped[None], truth[i][None])[0])
         panels = [
             (observed.reshape(truth[i].shape), "observed", (0, 1)),
             (truth[i], "truth", (0, 1)),
-            (np.clip(pred[i], 0, 1), f"pred {10 * np.log10(1 / max(mse, 1e-12)):.1f} dB", (0, 1)),
+            (clamped, f"pred {psnr:.1f} dB", (0, 1)),
             (err, "|error|", (0, 0.5)),
         ]
         for ax, (img, name, (lo, hi)) in zip(axes[i], panels, strict=True):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reconlab.evaluation.image_metrics import psnr_per_image
 from reconlab.sparse.flow import flow_matching_loss, sample_values
 from reconlab.sparse.models import create_model
 from reconlab.sparse.task import Batch, QuerySampler, eval_masks, gather_batch, pixel_coords
@@ -187,14 +188,12 @@ def field_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     t = truth.reshape(len(truth), -1).astype(np.float64)
     pc = np.clip(p, 0, 1)
     mse = ((pc - t) ** 2).mean(1)
-    mse_raw = ((p - t) ** 2).mean(1)
     pz, tz = p - p.mean(1, keepdims=True), t - t.mean(1, keepdims=True)
     denom = np.sqrt((pz**2).sum(1) * (tz**2).sum(1))
     corr = np.where(denom > 0, (pz * tz).sum(1) / np.maximum(denom, 1e-12), 0.0)
     return {
-        # MSE floor 1e-10: PSNR capped at 100 dB, image_metrics.PSNR_MAX_DB (one policy).
-        "psnr": 10 * np.log10(1 / np.maximum(mse, 1e-10)),
-        "psnr_unclamped": 10 * np.log10(1 / np.maximum(mse_raw, 1e-10)),
+        "psnr": psnr_per_image(pc, t),  # capped at image_metrics.PSNR_MAX_DB (one policy)
+        "psnr_unclamped": psnr_per_image(p, t),
         "mse": mse,
         "mae": np.abs(pc - t).mean(1),
         "corr": corr,
