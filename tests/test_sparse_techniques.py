@@ -1,6 +1,7 @@
 """Every technique switch changes the model, the loss or the trained weights; models by registry."""
 
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -142,21 +143,31 @@ def test_timm_ema_equals_the_lerp_it_replaced():
     assert not torch.allclose(new_state[name], model.state_dict()[name])  # it averages
 
 
-def test_run_stopped_after_a_checkpoint_resumes_to_the_same_ema_model(tmp_path):
-    cfg = tiny_cfg(["ema", "clip_warmup"])
-    cfg["train"] |= {"steps": 6, "checkpoint_every": 3}
-    full, _ = train_cell(cfg, FIELDS, seed=0, log=lambda s: None)
+class _StopAtStep4(logging.Handler):
+    """Interrupts training when it logs step 4 (after step 3's checkpoint), as a kill would."""
 
-    def stop_at_step_4(message: str) -> None:  # after step 3's checkpoint, as a kill would
-        if message.startswith("step 4 "):
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("step 4 "):
             raise KeyboardInterrupt
 
+
+def test_run_stopped_after_a_checkpoint_resumes_to_the_same_ema_model(tmp_path, caplog):
+    cfg = tiny_cfg(["ema", "clip_warmup"])
+    cfg["train"] |= {"steps": 6, "checkpoint_every": 3}
+    full, _ = train_cell(cfg, FIELDS, seed=0)
+
     ckpt = tmp_path / ".ckpt" / "last.pt"
-    with pytest.raises(KeyboardInterrupt):
-        train_cell(cfg, FIELDS, seed=0, log=stop_at_step_4, checkpoint=ckpt)
-    messages = []
-    resumed, _ = train_cell(cfg, FIELDS, seed=0, log=messages.append, checkpoint=ckpt)
-    assert messages[0] == f"resumed from {ckpt} at step 3"
+    logger, stop = logging.getLogger("reconlab.sparse.train"), _StopAtStep4()
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.addHandler(stop)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                train_cell(cfg, FIELDS, seed=0, checkpoint=ckpt)
+        finally:
+            logger.removeHandler(stop)
+        caplog.clear()
+        resumed, _ = train_cell(cfg, FIELDS, seed=0, checkpoint=ckpt)
+    assert caplog.records[0].getMessage() == f"resumed from {ckpt} at step 3"
     a, b = full.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
