@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-log = logging.getLogger("reconlab")
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OP_KINDS = ("linear", "conv")
