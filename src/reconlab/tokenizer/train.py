@@ -132,6 +132,28 @@ def evaluate_crops(
     }
 
 
+def train_crop(crop: int, size: int, factor: int) -> int:
+    """Side of the random training sub-crops: ``crop`` capped at the prepared crops' ``size``,
+    rounded down to a multiple of the downsampling ``factor``; ValueError when none fits."""
+    side = min(crop, size) // factor * factor
+    if side < factor:
+        raise ValueError(f"tokenizer.train.crop: crops of {size} px are smaller than f={factor}")
+    return side
+
+
+def train_metadata(cfg: TokenizerConfig, model: Tokenizer, perceptual_note: str) -> dict:
+    """How the weights were made: from scratch, the perceptual term, the codebook update."""
+    return {
+        "weights": f"trained from scratch, seed {cfg.seed}",
+        "perceptual": perceptual_note,
+        "codebook_loss": (
+            f"not used: codebook updated by EMA (decay {cfg.quantizer['decay']})"
+            if model.spec.quantizer == "vq"
+            else "not used: FSQ has an implicit codebook"
+        ),
+    }
+
+
 def log_row(
     step: int, lr: float, terms: LossTerms, indices: torch.Tensor, model: Tokenizer, val: dict,
     seconds: float,
@@ -171,13 +193,8 @@ def train_tokenizer(
     # -- data, model, loss, optimizer ---------------------------------------------------------
     mc = model_config(variant, cfg)
     model = build_from_config(mc).to(device)
-    f = model.spec.factor
     train_data, val_data = load_split(images_dir, "train"), load_split(images_dir, "val")
-    crop = min(t["crop"], train_data.shape[-1]) // f * f
-    if crop < f:
-        raise ValueError(
-            f"tokenizer.train.crop: crops of {train_data.shape[-1]} px are smaller than f={f}"
-        )
+    crop = train_crop(t["crop"], train_data.shape[-1], model.spec.factor)
     perceptual, perceptual_note = build_perceptual(
         cfg.perceptual["backbone"], cfg.perceptual["weights"]
     )
@@ -236,13 +253,7 @@ def train_tokenizer(
         "model": mc,
         "parameters": sum(p.numel() for p in model.parameters()),
         "metadata": {
-            "weights": f"trained from scratch, seed {cfg.seed}",
-            "perceptual": perceptual_note,
-            "codebook_loss": (
-                f"not used: codebook updated by EMA (decay {cfg.quantizer['decay']})"
-                if model.spec.quantizer == "vq"
-                else "not used: FSQ has an implicit codebook"
-            ),
+            **train_metadata(cfg, model, perceptual_note),
             **compute_record(precision),
             "threads": threads,
             "train_crop": crop,
