@@ -1,7 +1,8 @@
 """Train one tokenizer variant: data, model, optimizer, one visible loop, save.
 
-Reads the prepared train/val crops, trains on seeded random sub-crops with flips, logs every
-loss component and codebook health, writes a resumable checkpoint every N steps beside the
+Trains on seeded random crops of the training split's source photos (every photo at every
+step, random scales, positions and flips: :func:`reconlab.tokenizer.photos.sample_photo_crops`),
+validates on the prepared val crops, logs every loss component and codebook health, writes a resumable checkpoint every N steps beside the
 outputs, and finally ``model.safetensors`` (weights + the config needed to rebuild the model)
 and ``train_log.json`` / ``train_log.csv``.
 """
@@ -33,6 +34,7 @@ from reconlab.runtime import (
 from reconlab.tokenizer.codebook import CodeCounter, codebook_health
 from reconlab.tokenizer.losses import LossTerms, build_perceptual, tokenizer_loss
 from reconlab.tokenizer.model import QuantizerOptions, Tokenizer, build_tokenizer
+from reconlab.tokenizer.photos import load_split_photos, sample_photo_crops, to_chw
 
 LOG_COLUMNS = (
     "step", "lr", "total", "reconstruction", "perceptual", "commitment", "orthogonal",
@@ -92,20 +94,6 @@ def load_split(images_dir: str | Path, split: str) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def sample_batch(data: torch.Tensor, batch: int, crop: int, gen: torch.Generator) -> torch.Tensor:
-    """Seeded random sub-crops with horizontal flips, float in [0, 1]."""
-    n, _, h, w = data.shape
-    idx = torch.randint(n, (batch,), generator=gen)
-    ys = torch.randint(h - crop + 1, (batch,), generator=gen)
-    xs = torch.randint(w - crop + 1, (batch,), generator=gen)
-    flips = torch.rand(batch, generator=gen) < 0.5
-    out = []
-    for i, y, x, fl in zip(idx.tolist(), ys.tolist(), xs.tolist(), flips.tolist(), strict=True):
-        img = data[i, :, y : y + crop, x : x + crop]
-        out.append(img.flip(-1) if fl else img)
-    return torch.stack(out).float() / 255
-
-
 @torch.inference_mode()
 def evaluate_crops(
     model: Tokenizer, data: torch.Tensor, device: torch.device, batch: int = 16
@@ -132,12 +120,13 @@ def evaluate_crops(
     }
 
 
-def train_crop(crop: int, size: int, factor: int) -> int:
-    """Side of the random training sub-crops: ``crop`` capped at the prepared crops' ``size``,
-    rounded down to a multiple of the downsampling ``factor``; ValueError when none fits."""
-    side = min(crop, size) // factor * factor
+def train_crop(crop: int, factor: int) -> int:
+    """Side of the training crops: ``crop`` rounded down to a multiple of the downsampling
+    ``factor`` (each crop is resized from a window of its photo, so no photo size caps it);
+    ValueError when none fits."""
+    side = crop // factor * factor
     if side < factor:
-        raise ValueError(f"tokenizer.train.crop: crops of {size} px are smaller than f={factor}")
+        raise ValueError(f"tokenizer.train.crop: {crop} px is smaller than f={factor}")
     return side
 
 
@@ -174,8 +163,13 @@ def log_row(
 def train_tokenizer(
     variant: str, cfg: TokenizerConfig, images_dir: str | Path, out_dir: str | Path,
     checkpoint: str | Path | None = None, stop_after: int | None = None,
+    data_source: str = "skimage",
 ) -> dict | None:  # fmt: skip
-    """Train ``variant`` on ``images_dir/train`` and write its outputs to ``out_dir``.
+    """Train ``variant`` on the training photos and write its outputs to ``out_dir``.
+
+    ``images_dir``: the prepared images (``val/`` validates; ``train/`` gives the final train-split
+    codebook usage); the training photos are the ``train`` sources of ``images_dir/../manifest.csv``
+    read from ``data_source``.
 
     ``checkpoint``: the resumable checkpoint (default ``out_dir/.ckpt/last.pt``), deleted once
     the outputs are written. ``stop_after``: leave after this many steps with a checkpoint and
@@ -194,7 +188,9 @@ def train_tokenizer(
     mc = model_config(variant, cfg)
     model = build_from_config(mc).to(device)
     train_data, val_data = load_split(images_dir, "train"), load_split(images_dir, "val")
-    crop = train_crop(t["crop"], train_data.shape[-1], model.spec.factor)
+    manifest = Path(images_dir).parent / "manifest.csv"
+    photos = to_chw(load_split_photos(manifest, data_source, "train", t["max_side"]))
+    crop = train_crop(t["crop"], model.spec.factor)
     perceptual, perceptual_note = build_perceptual(
         cfg.perceptual["backbone"], cfg.perceptual["weights"]
     )
@@ -222,7 +218,7 @@ def train_tokenizer(
     for step in bar:
         set_lr(opt, t["lr"] * lr_factor(step, steps, warmup, t["min_lr_ratio"]))
         model.train()
-        x = sample_batch(train_data, t["batch_size"], crop, gen).to(device)
+        x = sample_photo_crops(photos, t["batch_size"], crop, tuple(t["scale"]), gen).to(device)
         with precision.autocast():
             out = model(x)
         terms = tokenizer_loss(out, x, weights, cfg.loss["reconstruction"], perceptual)
@@ -257,7 +253,8 @@ def train_tokenizer(
             **compute_record(precision),
             "threads": threads,
             "train_crop": crop,
-            "train_images": len(train_data),
+            "train_photos": len(photos),
+            "train_scale": list(t["scale"]),
             "resumed_from_step": start,
         },
         "seconds": seconds,
