@@ -121,6 +121,9 @@ def test_evaluation_jpeg_and_summary(prepared, trained, tmp_path):
     assert r64["fid"].startswith("not computed: ") and r64["fdd"].startswith("not computed: ")
     assert r64["upsampled"] == []  # every bundled photo is larger than 64 px
     assert read_json(model_dir / "test_split.json")["n_images"] > 0
+    native = read_json(model_dir / "eval_native.json")  # the test photos at their own size
+    assert native["n_images"] == len(native["images"]) > 0 and native["resolution"] == "native"
+    assert all(i["height"] * i["width"] > 64 * 64 and i["tiled"] for i in native["images"])
 
     jpeg_csv = tmp_path / "jpeg.csv"
     rows = jpeg_baseline(cfg, prepared / "manifest.csv", "skimage", jpeg_csv)
@@ -135,6 +138,8 @@ def test_evaluation_jpeg_and_summary(prepared, trained, tmp_path):
     assert (out / "psnr_vs_bpp.png").stat().st_size > 0
     assert (out / "resolution_scaling.png").stat().st_size > 0
     assert len(read_csv(out / "summary.csv")) == 2
+    assert len(read_csv(out / "native.csv")) == native["n_images"]
+    assert v["native_images"] == native["n_images"] and v["bpp_native"] > 0
 
 
 def test_load_model_rebuilds_the_trained_network(trained):

@@ -34,12 +34,19 @@ def test_tokenizer_rules_run_and_rerun_by_content(project):
     from reconlab.runtime import compute_record, precision_for
 
     here = compute_record(precision_for(torch.device("cpu"), "auto", kind="conv"))
-    assert metrics["compute"] == {k: here[k] for k in ("device", "precision", "cpu_capability", "torch")}
+    assert metrics["compute"] == {
+        k: here[k] for k in ("device", "precision", "cpu_capability", "torch")
+    }
     for variant in smoke["variants"]:
-        for res in smoke["eval"]["resolutions"]:
-            assert (p / f"results/tokenizer/{variant}/eval_{res}.json").exists()
+        for res in [*smoke["eval"]["resolutions"], "native"]:
+            r = json.loads((p / f"results/tokenizer/{variant}/eval_{res}.json").read_text())
+            # offline: FID/FDD computed from seeded random weights, marked untrained
+            assert isinstance(r["fid"], float) and isinstance(r["fdd"], float)
+            assert r["fid_untrained"] and r["fdd_untrained"] and r["fid_weights"] == "random:0"
+            assert r["fid_samples"] == r["fdd_samples"] >= 2 and len(r["fid_ci"]) == 2
         assert not (p / f"results/tokenizer/{variant}/.ckpt").exists()  # deleted when done
-    for fig in ("psnr_vs_bpp.png", "resolution_scaling.png", "summary.csv"):
+    for fig in ("psnr_vs_bpp.png", "resolution_scaling.png", "rd_curve.png", "summary.csv",
+                "native.csv", "native_buckets.csv"):  # fmt: skip
         assert (p / "results/tokenizer" / fig).stat().st_size > 0
     assert not planned_jobs(p, "summarize_tokenizer", *SMOKE) & TOKENIZER_JOBS
 

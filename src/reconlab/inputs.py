@@ -36,13 +36,13 @@ HASH_CACHE = Path(".snakemake/reconlab/input-hashes.json")
 
 
 def _is_path_key(key: str) -> bool:
-    return key in ("source", "weights") or key.endswith("_weights")
+    return key in ("source", "weights", "folder") or key.endswith("_weights")
 
 
 def external_paths(section: Mapping[str, Any], prefix: str) -> dict[str, str]:
     """Path-valued params of one section: dotted key -> path as written in params.
 
-    A key is path-like when it is ``source``, ``weights`` or ends in ``_weights`` and its value
+    A key is path-like when it is ``source``, ``weights``, ``folder`` or ends in ``_weights`` and its value
     is a string other than ``pretrained``, ``random``, ``none``, ``skimage``. List items are
     named by their ``id`` when they have one (``features.backbones.dinov2_s14.weights``).
     """

@@ -1,5 +1,7 @@
 # Tokenizer stage: train one VQ tokenizer per variant, evaluate it per resolution, JPEG baseline
 # on the same test photos, then figures + the tokenizer metrics.
+from reconlab.tokenizer.params import fdd_backbone_json
+
 TOKENIZER_VARIANTS = config["tokenizer"]["variants"]
 TOKENIZER_RESOLUTIONS = sorted(config["tokenizer"]["eval"]["resolutions"])
 
@@ -8,6 +10,7 @@ rule train_tokenizer:
     input:
         images=rules.prepare_images.output.images,
         manifest=rules.prepare_images.output.manifest,
+        source=inputs("data.source"),
         weights=inputs("tokenizer.perceptual"),
     output:
         model="results/tokenizer/{variant}/model.safetensors",
@@ -42,11 +45,13 @@ rule train_tokenizer:
         ),
         code=code("tokenizer-train"),
         out=subpath(output.model, parent=True),
+        source=config["data"]["source"],
     shell:
         # The resumable checkpoint lives in .ckpt/ beside the outputs (not one of them, so a
         # killed job's rerun continues from it); it is deleted once the outputs are written.
         "reconlab tokenizer-train --params {params.cfg:q} --variant {wildcards.variant}"
-        " --images {input.images} --out {params.out} 2>&1 | tee {log}"
+        " --images {input.images} --data-source {params.source:q} --out {params.out}"
+        " 2>&1 | tee {log}"
 
 
 rule evaluate_tokenizer:
@@ -56,10 +61,14 @@ rule evaluate_tokenizer:
         images=rules.prepare_images.output.images,
         source=inputs("data.source"),
         weights=inputs("tokenizer.eval"),
+        fdd_weights=inputs(
+            f"features.backbones.{config['tokenizer']['eval']['frechet']['backbone']}"
+        ),
     output:
         evals=expand(
             "results/tokenizer/{{variant}}/eval_{res}.json", res=TOKENIZER_RESOLUTIONS
         ),
+        native="results/tokenizer/{variant}/eval_native.json",
         test_split="results/tokenizer/{variant}/test_split.json",
         recon=directory("results/tokenizer/{variant}/recon"),
     log:
@@ -77,13 +86,14 @@ rule evaluate_tokenizer:
         gpu=1 if config["tokenizer"]["device"] == "cuda" else 0,
     params:
         cfg=section("tokenizer", only=["device", "precision", "train", "eval"]),
+        fdd=fdd_backbone_json(config),
         source=config["data"]["source"],
         code=code("tokenizer-evaluate"),
         out=subpath(output.test_split, parent=True),
     shell:
         "reconlab tokenizer-evaluate --params {params.cfg:q} --model {input.model}"
         " --manifest {input.manifest} --data-source {params.source:q}"
-        " --out {params.out} 2>&1 | tee {log}"
+        " --fdd-backbone {params.fdd:q} --out {params.out} 2>&1 | tee {log}"
 
 
 rule jpeg_baseline:
@@ -115,6 +125,9 @@ rule summarize_tokenizer:
         splits=expand(
             rules.evaluate_tokenizer.output.test_split, variant=TOKENIZER_VARIANTS
         ),
+        native=expand(
+            rules.evaluate_tokenizer.output.native, variant=TOKENIZER_VARIANTS
+        ),
         jpeg=rules.jpeg_baseline.output.csv,
         train_logs=expand(
             rules.train_tokenizer.output.train_log, variant=TOKENIZER_VARIANTS
@@ -131,7 +144,14 @@ rule summarize_tokenizer:
             category="Tokenizer",
             subcategory="summary",
         ),
+        rd_curve=report(
+            "results/tokenizer/rd_curve.png",
+            category="Tokenizer",
+            subcategory="summary",
+        ),
         summary="results/tokenizer/summary.csv",
+        native="results/tokenizer/native.csv",
+        native_buckets="results/tokenizer/native_buckets.csv",
     log:
         "logs/tokenizer/summarize_tokenizer.log",
     benchmark:
@@ -155,5 +175,8 @@ TARGETS["tokenizer"] = [
     rules.summarize_tokenizer.output.metrics,
     rules.summarize_tokenizer.output.psnr_vs_bpp,
     rules.summarize_tokenizer.output.scaling,
+    rules.summarize_tokenizer.output.rd_curve,
     rules.summarize_tokenizer.output.summary,
+    rules.summarize_tokenizer.output.native,
+    rules.summarize_tokenizer.output.native_buckets,
 ]

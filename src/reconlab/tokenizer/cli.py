@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from reconlab.cli import add_params_args, load_section
@@ -22,7 +23,9 @@ def _train(args: argparse.Namespace) -> int:
     cfg = _config(args)
     parse_variant(args.variant)
     checkpoint = args.checkpoint or checkpoint_path(args.out)
-    log = train_tokenizer(args.variant, cfg, args.images, args.out, checkpoint, args.stop_after)
+    log = train_tokenizer(
+        args.variant, cfg, args.images, args.out, checkpoint, args.stop_after, args.data_source
+    )
     if log is None:
         print(
             f"tokenizer-train {args.variant}: stopped with a checkpoint at {checkpoint}; rerun to resume"
@@ -40,7 +43,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from reconlab.tokenizer.evaluate import evaluate_tokenizer
 
     cfg = _config(args)
-    results = evaluate_tokenizer(args.model, cfg, args.manifest, args.data_source, args.out)
+    results = evaluate_tokenizer(
+        args.model, cfg, args.manifest, args.data_source, args.out, _fdd_backbone(args, cfg)
+    )
     for r in results:
         print(
             f"tokenizer-evaluate {r['variant']} @{r['resolution']}: PSNR {r['psnr']:.2f} dB, "
@@ -49,6 +54,23 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"peak {r['peak_mem_mb']:.0f} MiB"
         )
     return 0
+
+
+def _fdd_backbone(args: argparse.Namespace, cfg) -> dict | None:
+    """FDD's backbone entry: --fdd-backbone, else the features section of the params files."""
+    from reconlab.tokenizer.params import frechet_backbone
+
+    if args.fdd_backbone is not None:
+        return json.loads(args.fdd_backbone)
+    wanted = cfg.eval["frechet"]["backbone"]
+    if wanted is None:
+        return None
+    if args.params is not None:
+        raise SystemExit(
+            "error: tokenizer-evaluate: --params needs --fdd-backbone JSON (the features.backbones "
+            f"entry {wanted!r}), or set tokenizer.eval.frechet.backbone to null"
+        )
+    return frechet_backbone(load_section(args, "features"), wanted)
 
 
 def _jpeg(args: argparse.Namespace) -> int:
@@ -72,7 +94,7 @@ def _summarize(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "tokenizer-train", help="train one VQ tokenizer variant on the prepared crops"
+        "tokenizer-train", help="train one VQ tokenizer variant on the training photos"
     )
     add_params_args(p, "tokenizer")
     p.add_argument("--variant", required=True, help="e.g. f8x16-K1024 or f8-FSQ8.5.5.5")
@@ -80,7 +102,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--images",
         type=Path,
         default=Path("data/prepared/images"),
-        help="the prepared images folder (train/, val/, test/)",
+        help="the prepared images folder (train/, val/, test/); its manifest.csv names the photos",
+    )
+    p.add_argument(
+        "--data-source",
+        default="skimage",
+        help="data.source: where the training split's photos live ('skimage' or a folder)",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="folder for model.safetensors, train_log.*"
@@ -106,7 +133,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-source", default="skimage", help="data.source (where test photos live)")
     p.add_argument(
-        "--out", type=Path, required=True, help="folder for eval_{res}.json, test_split.json"
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for eval_{res}.json, eval_native.json, test_split.json",
+    )
+    p.add_argument(
+        "--fdd-backbone",
+        metavar="JSON",
+        help="FDD's DINOv2: the features.backbones entry (with seed) as JSON, or null; "
+        "default: read from the params files",
     )
     p.set_defaults(func=_evaluate)
 

@@ -9,25 +9,29 @@ image, and the result says so (``upsampled``). Writes ``eval_{res}.json`` per re
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from reconlab.config import TokenizerConfig
-from reconlab.data.decode import decode_image
-from reconlab.data.images import list_sources
 from reconlab.evaluation.image_metrics import count_capped, not_computed, per_image_metrics
-from reconlab.io import read_csv, write_csv, write_json
+from reconlab.io import write_csv, write_json
 from reconlab.runtime import compute_record, precision_for, resolve_device, set_threads
 from reconlab.tokenizer.codebook import CodeCounter
+from reconlab.tokenizer.frechet import (
+    FrechetNets,
+    PatchSampler,
+    build_frechet_nets,
+    frechet_scores,
+)
 from reconlab.tokenizer.jpeg import jpeg_curve, to_tensor
 from reconlab.tokenizer.memory import PeakMemory
 from reconlab.tokenizer.model import Tokenizer
+from reconlab.tokenizer.native import evaluate_native, native_photos
+from reconlab.tokenizer.photos import load_split_photos, square_resize
 from reconlab.tokenizer.recon import ReconWriter, reference_resolution, write_jpeg_images
-from reconlab.tokenizer.tiling import tiled_decode, tiled_tokenize
+from reconlab.tokenizer.tiling import round_trip
 from reconlab.tokenizer.train import evaluate_crops, load_model, load_split
 
 log = logging.getLogger(__name__)
@@ -36,57 +40,17 @@ JPEG_COLUMNS = ("resolution", "quality", "bpp", "psnr", "psnr_capped", "ssim", "
 
 def load_test_photos(manifest: str | Path, data_source: str) -> list[tuple[str, np.ndarray]]:
     """(label, native RGB uint8) of every source photo of the test split in ``manifest``."""
-    rows = read_csv(manifest)
-    labels = sorted({r["source"] for r in rows if r["split"] == "test"})
-    if not labels:
-        raise ValueError(f"tokenizer: {manifest} lists no test photos (data.splits.test is 0?)")
-    paths = {s.label: s.path for s in list_sources(data_source)}
-    missing = [lb for lb in labels if lb not in paths]
-    if missing:
-        raise FileNotFoundError(
-            f"tokenizer: test photo {missing[0]} of {manifest} not found in data.source {data_source!r}"
-        )
-    return [(lb, decode_image(paths[lb])) for lb in labels]
-
-
-def square_resize(rgb: np.ndarray, res: int) -> tuple[np.ndarray, bool]:
-    """Centre square crop resized to ``res`` (Lanczos); True when that upsamples the photo."""
-    h, w = rgb.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = rgb[top : top + side, left : left + side]
-    out = np.asarray(Image.fromarray(square).resize((res, res), Image.Resampling.LANCZOS))
-    return out, res > side
-
-
-def round_trip(
-    model: Tokenizer, x: torch.Tensor, tiled: bool, tile: int, overlap: int
-) -> tuple[torch.Tensor, torch.Tensor, float, float]:
-    """Encode (tokens) then decode one batch; returns (indices, recon, encode s, decode s)."""
-    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
-    with torch.inference_mode():
-        sync()
-        t0 = time.perf_counter()
-        if tiled:
-            indices, quantized = tiled_tokenize(model, x, tile, overlap)
-        else:
-            q = model.quantize(model.encode(x))
-            indices, quantized = q.indices, q.quantized
-        sync()
-        t1 = time.perf_counter()
-        recon = tiled_decode(model, quantized, tile, overlap) if tiled else model.decode(quantized)
-        sync()
-        t2 = time.perf_counter()
-    return indices, recon.float(), t1 - t0, t2 - t1
+    return load_split_photos(manifest, data_source, "test")
 
 
 def evaluate_resolution(
     model: Tokenizer, photos: list[tuple[str, np.ndarray]], res: int, cfg: TokenizerConfig,
-    device: torch.device, recon: ReconWriter | None = None,
+    device: torch.device, recon: ReconWriter | None = None, nets: FrechetNets | None = None,
 ) -> dict:  # fmt: skip
-    """PSNR, SSIM, bpp, codebook health, encode/decode img/s and peak memory at ``res``.
+    """PSNR, SSIM, bpp, codebook health, encode/decode img/s, peak memory, FID, FDD at ``res``.
 
     ``recon``: collects each photo's reconstruction and PSNR (the report's viewer).
+    ``nets``: FID/FDD networks (:func:`build_frechet_nets`); None: not computed.
     """
     e = cfg.eval
     precision = precision_for(device, cfg.precision, kind="conv")
@@ -97,6 +61,9 @@ def evaluate_resolution(
     with precision.autocast():  # first calls allocate and pick kernels: keep them out of the timing
         round_trip(model, warm, tiled, e["tile"], e["overlap"])
     psnr, ssim, enc, dec, peaks, upsampled = [], [], [], [], [], []
+    sampler = PatchSampler(
+        e["frechet"]["patch"], e["frechet"]["max_samples"], len(photos), e["frechet"]["seed"]
+    )
     for label, rgb in photos:
         img, up = square_resize(rgb, res)
         if up:
@@ -118,13 +85,9 @@ def evaluate_resolution(
         ssim.append(float(m["ssim"][0]))
         if recon is not None:
             recon.add(label, recon_img, psnr[-1])
+        sampler.add(x, recon_img)
         del x, recon_img, indices
     health = counter.health()
-    fid_reason = (
-        "no pretrained Inception/DINOv2 weights (tokenizer.eval.fid_weights is 'none')"
-        if e["fid_weights"] in ("none", "", None)
-        else f"only {len(photos)} test photo(s): a Frechet distance needs many more images"
-    )
     return {
         "variant": model.spec.name,
         "resolution": res,
@@ -146,16 +109,27 @@ def evaluate_resolution(
         "tile": e["tile"] if tiled else None,
         "overlap": e["overlap"] if tiled else None,
         **compute_record(precision),
-        "fid": not_computed(fid_reason),
-        "fdd": not_computed(fid_reason),
+        **frechet_or_not(nets, sampler, e["frechet"]),
     }
+
+
+def frechet_or_not(nets: FrechetNets | None, sampler: PatchSampler, frechet: dict) -> dict:
+    """FID/FDD from ``nets``, or both "not computed" when no networks were built."""
+    if nets is None:
+        return {k: not_computed("FID/FDD networks not built") for k in ("fid", "fdd")}
+    return frechet_scores(nets, sampler, frechet)
 
 
 def evaluate_tokenizer(
     model_path: str | Path, cfg: TokenizerConfig, manifest: str | Path, data_source: str,
-    out_dir: str | Path,
+    out_dir: str | Path, fdd_backbone: dict | None = None,
 ) -> list[dict]:  # fmt: skip
-    """Write ``eval_{res}.json`` for every ``tokenizer.eval.resolutions`` and ``test_split.json``."""
+    """Write ``eval_{res}.json`` for every ``tokenizer.eval.resolutions``, ``eval_native.json``
+    (every image of ``tokenizer.eval.folder`` at its own size) and ``test_split.json``.
+
+    ``fdd_backbone``: the ``features.backbones`` entry (with ``seed``) named by
+    ``tokenizer.eval.frechet.backbone`` (:func:`frechet_backbone`); None: no FDD.
+    """
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
     if device.type == "cpu":
@@ -165,18 +139,47 @@ def evaluate_tokenizer(
     split = evaluate_crops(model, load_split(images_dir, "test"), device)
     write_json(out_dir / "test_split.json", {"variant": model.spec.name, "split": "test", **split})
     photos = load_test_photos(manifest, data_source)
+    nets = build_frechet_nets(cfg.eval["frechet"], fdd_backbone)
     results = []
     for res in sorted(cfg.eval["resolutions"]):
         log.info("%s: evaluating at %d px", model.spec.name, res)
         writer = None
         if res == reference_resolution(cfg.eval):
             writer = ReconWriter(out_dir / "recon", res, model.spec.bpp(res, res))
-        r = evaluate_resolution(model, photos, res, cfg, device, writer)
+        r = evaluate_resolution(model, photos, res, cfg, device, writer, nets)
         if writer is not None:
             writer.write()
         write_json(out_dir / f"eval_{res}.json", r)
         results.append(r)
+    native = native_results(model, cfg, manifest, data_source, device, nets)
+    write_json(out_dir / "eval_native.json", native)
     return results
+
+
+def native_results(
+    model: Tokenizer, cfg: TokenizerConfig, manifest: str | Path, data_source: str,
+    device: torch.device, nets: FrechetNets | None = None,
+) -> dict:  # fmt: skip
+    """``eval_native.json``: every image of ``eval.folder`` at its own size (see ``native.py``)."""
+    precision = precision_for(device, cfg.precision, kind="conv")
+    folder, count, photos = native_photos(cfg.eval["folder"], manifest, data_source)
+    log.info("%s: native-resolution evaluation of %s", model.spec.name, folder)
+    f = cfg.eval["frechet"]
+    sampler = PatchSampler(f["patch"], f["max_samples"], count, f["seed"])
+    r = evaluate_native(model, photos, cfg.eval, device, precision.autocast, sampler)
+    return {
+        "variant": model.spec.name,
+        "resolution": "native",
+        "folder": folder,
+        "n_images": len(r["images"]),
+        "psnr": float(np.mean([i["psnr"] for i in r["images"]])),
+        "ssim": float(np.mean([i["ssim"] for i in r["images"]])),
+        "bpp": float(np.mean([i["bpp"] for i in r["images"]])),
+        "padding": "bottom/right edge replication to multiples of f, cut off after decoding",
+        **r,
+        **compute_record(precision),
+        **frechet_or_not(nets, sampler, f),
+    }
 
 
 def jpeg_baseline(

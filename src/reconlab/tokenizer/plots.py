@@ -2,8 +2,10 @@
 
 Outputs: ``psnr_vs_bpp.png`` (one panel per resolution: JPEG curve + each variant),
 ``resolution_scaling.png`` (PSNR, encode/decode img/s, peak memory vs resolution),
-``summary.csv`` (every variant x resolution with its place on the JPEG curve) and
-``metrics/tokenizer.json`` (small scalars per variant at the reference resolution).
+``rd_curve.png`` (PSNR and SSIM vs bpp per quantizer family against JPEG: ``rd.py``),
+``summary.csv`` (every variant x resolution with its place on the JPEG curve),
+``native.csv`` / ``native_buckets.csv`` (every image at its own size, and means per resolution
+bucket) and ``metrics/tokenizer.json`` (small scalars per variant at the reference resolution).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from reconlab.figures import log_axis, pyplot, save_figure
 from reconlab.io import read_csv, read_json, write_csv, write_json
 from reconlab.provenance import summarize_compute
 from reconlab.tokenizer.jpeg import compare_to_jpeg
+from reconlab.tokenizer.rd import plot_rd, rd_summary
 
 SUMMARY_COLUMNS = (
     "variant", "resolution", "bpp", "psnr", "ssim", "codebook_usage", "perplexity",
@@ -130,6 +133,9 @@ def summarize_tokenizer(
     if ref not in cfg.eval["resolutions"]:
         ref = sorted(cfg.eval["resolutions"])[0]
     out: dict = {"reference_resolution": ref, "variants": {}}
+    at_ref = [r for r in rows if r["resolution"] == ref]
+    out["rd"] = rd_summary(at_ref, jpeg[ref])
+    plot_rd(at_ref, jpeg[ref], out["rd"], ref, figures / "rd_curve.png")
     for variant in cfg.variants:
         key = variant.replace(".", "_")
         at = next(r for r in rows if r["variant"] == variant and r["resolution"] == ref)
@@ -158,5 +164,28 @@ def summarize_tokenizer(
         for v in cfg.variants
         for res in cfg.eval["resolutions"]
     )
+    native = write_native_tables(results, cfg.variants, figures)
+    for variant, r in native.items():
+        out["variants"][variant.replace(".", "_")].update({
+            "psnr_native": round(r["psnr"], 3), "ssim_native": round(r["ssim"], 4),
+            "bpp_native": round(r["bpp"], 5), "native_images": r["n_images"],
+        })  # fmt: skip
     write_json(metrics, out)
     return out
+
+
+NATIVE_COLUMNS = (
+    "variant", "image", "height", "width", "megapixels", "bucket", "tiled", "bpp", "psnr", "ssim",
+)  # fmt: skip
+BUCKET_COLUMNS = ("variant", "bucket", "n_images", "megapixels", "bpp", "psnr", "ssim")
+
+
+def write_native_tables(results: Path, variants: list[str], figures: Path) -> dict[str, dict]:
+    """``native.csv`` (one row per variant x image) and ``native_buckets.csv`` from every
+    ``{variant}/eval_native.json``; returns those results by variant."""
+    native = {v: read_json(results / v / "eval_native.json") for v in variants}
+    rows = [row for r in native.values() for row in r["images"]]
+    buckets = [{"variant": v, **b} for v, r in native.items() for b in r["buckets"]]
+    write_csv(figures / "native.csv", rows, NATIVE_COLUMNS)
+    write_csv(figures / "native_buckets.csv", buckets, BUCKET_COLUMNS)
+    return native

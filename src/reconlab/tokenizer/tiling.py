@@ -12,6 +12,8 @@ overlap larger than the receptive field the result equals the untiled one.
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from reconlab.tokenizer.model import Tokenizer
@@ -101,3 +103,24 @@ def tiled_decode(
                 wy[:, None] * wx[None, :]
             )
     return out
+
+
+def round_trip(
+    model: Tokenizer, x: torch.Tensor, tiled: bool, tile: int, overlap: int
+) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Encode (tokens) then decode one batch; returns (indices, recon, encode s, decode s)."""
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        sync()
+        t0 = time.perf_counter()
+        if tiled:
+            indices, quantized = tiled_tokenize(model, x, tile, overlap)
+        else:
+            q = model.quantize(model.encode(x))
+            indices, quantized = q.indices, q.quantized
+        sync()
+        t1 = time.perf_counter()
+        recon = tiled_decode(model, quantized, tile, overlap) if tiled else model.decode(quantized)
+        sync()
+        t2 = time.perf_counter()
+    return indices, recon.float(), t1 - t0, t2 - t1

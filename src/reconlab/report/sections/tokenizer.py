@@ -36,6 +36,26 @@ JPEG_COLUMNS = {
     "beats_jpeg": "beats JPEG",
     "note": "note",
 }
+NATIVE_BUCKET_COLUMNS = {
+    "variant": "variant",
+    "bucket": "longer side (px)",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "bpp": "bits per pixel",
+    "n_images": "images",
+    "megapixels": "mean megapixels",
+}
+NATIVE_IMAGE_COLUMNS = {
+    "variant": "variant",
+    "image": "image",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "bpp": "bits per pixel",
+    "width": "width (px)",
+    "height": "height (px)",
+    "bucket": "bucket",
+    "tiled": "tiled",
+}
 TRAIN_COLUMNS = {
     "variant": "variant",
     "perceptual": "perceptual loss",
@@ -60,15 +80,37 @@ def render(ctx: ReportContext) -> str | None:
         for v in (vals.get("variant", k) for k, vals in m["variants"].items())
         if (root / v / "train_log.json").exists()
     ]
+    native = native_tables(ctx, root)
     return ctx.render(
         "sections/tokenizer.html.j2",
+        **native,
         reference=m["reference_resolution"],
         wins=[f"{r.variant} @ {r.resolution} px" for r in wins.itertuples()],
         variants=frame_table(variants, VARIANT_COLUMNS, headline="psnr", sort_by="psnr"),
         jpeg=frame_table(summary, JPEG_COLUMNS, headline="psnr", sort_by="delta_db"),
         training=frame_table(pd.DataFrame.from_records(logs), TRAIN_COLUMNS),
         rd=ctx.figure(root / "psnr_vs_bpp.png", "PSNR vs bits per pixel, with the JPEG curve"),
+        rd_curve=ctx.figure(
+            root / "rd_curve.png", "Rate–distortion per quantizer family against JPEG"
+        ),
+        rd_statements=[
+            fam[metric]["statement"]
+            for fam in m.get("rd", {}).values()
+            for metric in ("psnr", "ssim")
+        ],
         scaling=ctx.figure(
             root / "resolution_scaling.png", "PSNR, throughput and peak memory vs resolution"
         ),
     )
+
+
+def native_tables(ctx: ReportContext, root) -> dict:
+    """The native-resolution bucket and per-image tables (empty when not evaluated)."""
+    if not (root / "native.csv").exists() or not (root / "native_buckets.csv").exists():
+        return {"native_buckets": None, "native_images": None}
+    buckets = ctx.read_table(root / "native_buckets.csv")
+    images = ctx.read_table(root / "native.csv")
+    return {
+        "native_buckets": frame_table(buckets, NATIVE_BUCKET_COLUMNS, headline="psnr"),
+        "native_images": frame_table(images, NATIVE_IMAGE_COLUMNS, headline="psnr"),
+    }
