@@ -122,15 +122,26 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def batches(samples: list[torch.Tensor], size: int = 32) -> list[torch.Tensor]:
+    """Consecutive samples of one shape stacked into batches of at most ``size`` (order kept)."""
+    out: list[list[torch.Tensor]] = []
+    for x in samples:
+        if out and out[-1][0].shape == x.shape and len(out[-1]) < size:
+            out[-1].append(x)
+        else:
+            out.append([x])
+    return [torch.cat(group) for group in out]
+
+
 @torch.inference_mode()
 def inception_fid(metric: nn.Module, t: list, r: list) -> tuple[float, torch.Tensor, torch.Tensor]:
     """(torchmetrics FID of r against t, target features, reconstruction features)."""
     metric.reset()
     feats_t, feats_r = [], []
     for real, samples, feats in ((True, t, feats_t), (False, r, feats_r)):
-        for x in samples:  # patches may differ in size (whole small images): one at a time
-            metric.update(to_uint8(x), real=real)
-            feats.append(metric.inception(to_uint8(x)).double())
+        for x in batches(samples):
+            metric.update(x, real=real)
+            feats.append(metric.inception(x).double())
     return float(metric.compute()), torch.cat(feats_t), torch.cat(feats_r)
 
 
@@ -140,7 +151,7 @@ def dino_features(model: nn.Module, samples: list[torch.Tensor]) -> torch.Tensor
     mean = torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1)
     out = []
-    for x in samples:
+    for x in batches(samples):
         x = F.interpolate(x.float() / 255, size=(FDD_SIZE, FDD_SIZE), mode="bicubic",
                           antialias=True, align_corners=False).clamp(0, 1)  # fmt: skip
         out.append(model((x - mean) / std).double())
