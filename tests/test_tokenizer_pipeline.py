@@ -28,6 +28,9 @@ TINY = {
         "tile": 32,
         "overlap": 16,
         "tile_above": 32,
+        # FID/FDD networks are exercised in test_tokenizer_frechet.py and the workflow test
+        "frechet": {"inception_weights": "none", "backbone": None},
+        "native_tiling": {"tile": 512, "overlap": 64, "tile_above": 768},
     },
     "jpeg": {"qualities": [5, 50, 90]},
 }
@@ -118,12 +121,16 @@ def test_evaluation_jpeg_and_summary(prepared, trained, tmp_path):
         assert isinstance(r64[key], float), key
     assert r64["bpp"] == pytest.approx((64 // 4) ** 2 * 4 / 64**2)  # tokens * log2(16) / pixels
     assert r64["tiled"] is True and read_json(model_dir / "eval_32.json")["tiled"] is False
-    assert r64["fid"].startswith("not computed: ") and r64["fdd"].startswith("not computed: ")
+    assert r64["fid"] == "not computed: tokenizer.eval.frechet.inception_weights is 'none'"
+    assert r64["fdd"] == "not computed: tokenizer.eval.frechet.backbone is null"
     assert r64["upsampled"] == []  # every bundled photo is larger than 64 px
     assert read_json(model_dir / "test_split.json")["n_images"] > 0
     native = read_json(model_dir / "eval_native.json")  # the test photos at their own size
     assert native["n_images"] == len(native["images"]) > 0 and native["resolution"] == "native"
-    assert all(i["height"] * i["width"] > 64 * 64 and i["tiled"] for i in native["images"])
+    assert all(i["height"] * i["width"] > 64 * 64 for i in native["images"])
+    assert [i["tiled"] for i in native["images"]] == [
+        max(i["height"], i["width"]) > 768 for i in native["images"]
+    ]
 
     jpeg_csv = tmp_path / "jpeg.csv"
     rows = jpeg_baseline(cfg, prepared / "manifest.csv", "skimage", jpeg_csv)

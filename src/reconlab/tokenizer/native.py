@@ -5,7 +5,8 @@ and decoded at its own size: no resize, no crop. An image whose sides are not mu
 downsampling factor ``f`` is padded on the bottom/right by edge replication before encoding and
 its reconstruction is cut back to the original size, so PSNR/SSIM cover exactly the original
 pixels and bpp counts every token that was sent (``ceil(H/f) * ceil(W/f) * log2 K / (H * W)``).
-Images whose longer side exceeds ``tile_above`` go through the tiled encode/decode.
+Images whose longer side exceeds ``tile_above`` go through the tiled encode/decode
+(``eval.native_tiling``; each of its keys left null takes the value of ``eval``).
 
 Resolution buckets group images by their longer side (edges ``eval.native_buckets``).
 """
@@ -87,14 +88,15 @@ def evaluate_native(
     Raises ValueError when the folder holds no image.
     """
     counter = CodeCounter(model.spec.codebook_size)
+    tiling = native_tiling(eval_cfg)
     rows = []
     for label, rgb in photos:
         h, w = rgb.shape[:2]
-        tiled = max(h, w) > eval_cfg["tile_above"]
+        tiled = max(h, w) > tiling["tile_above"]
         x = to_tensor([rgb]).to(device)
         with autocast():
-            indices, recon = reconstruct_native(model, x, tiled, eval_cfg["tile"],
-                                                eval_cfg["overlap"])  # fmt: skip
+            indices, recon = reconstruct_native(model, x, tiled, tiling["tile"],
+                                                tiling["overlap"])  # fmt: skip
         counter.update(indices)
         m = per_image_metrics(recon.float(), x)
         if sampler is not None:
@@ -109,6 +111,13 @@ def evaluate_native(
     if not rows:
         raise ValueError("tokenizer.eval.folder: no image to evaluate")
     return {"images": rows, "buckets": bucket_means(rows), **counter.health()}
+
+
+def native_tiling(eval_cfg: dict) -> dict:
+    """tile, overlap, tile_above of the native evaluation: ``eval.native_tiling`` over ``eval``."""
+    own = eval_cfg.get("native_tiling") or {}
+    return {k: eval_cfg[k] if own.get(k) is None else own[k]
+            for k in ("tile", "overlap", "tile_above")}  # fmt: skip
 
 
 def bucket_means(rows: list[dict]) -> list[dict]:
