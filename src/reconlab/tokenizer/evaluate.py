@@ -2,8 +2,11 @@
 
 Per resolution the test split's source photos are centre-cropped to a square and resized to
 ``res x res`` (Lanczos); a resolution above the photo's native shorter side is an upsampled
-image, and the result says so (``upsampled``). Writes ``eval_{res}.json`` per resolution and
-``test_split.json`` (PSNR and codebook health over every prepared test crop).
+image, and the result says so (``upsampled``). Writes ``eval_{res}.json`` per resolution,
+``eval_native.json`` (every image of ``eval.folder`` at its own size: ``native.py``) and
+``test_split.json`` (PSNR and codebook health over every prepared test crop). Every
+``eval_*.json`` carries FID and FDD with sample counts, bootstrap intervals and weights identity
+(``frechet.py``).
 """
 
 from __future__ import annotations
