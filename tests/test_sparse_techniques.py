@@ -84,8 +84,8 @@ def _predict(model, techniques):
         return model(b.obs_xy, b.obs_val, b.query_xy, x, torch.full((3,), 0.5), cond).velocity
 
 
-def test_registry_lists_ten_techniques():
-    assert len(TECHNIQUES) == 10 and set(DEFAULT_SETTINGS) == set(TECHNIQUES)
+def test_registry_lists_eleven_techniques():
+    assert len(TECHNIQUES) == 11 and set(DEFAULT_SETTINGS) == set(TECHNIQUES)
     assert check_techniques(["ema", "reflow"]) == ("reflow", "ema")
     with pytest.raises(ValueError, match="unknown technique"):
         check_techniques(["dropout"])
@@ -110,6 +110,7 @@ def test_switch_changes_trained_model(technique):
         ("adaln", lambda m: all(b.ada is not None for b in m.decoder)),
         ("self_cond", lambda m: m.tokens.state.in_features == 2),
         ("droppath", lambda m: getattr(m.decoder[0].drop, "drop_prob", 0) == pytest.approx(0.1)),
+        ("wave_prior", lambda m: m.tokens.waves == 4 and m.tokens.gate.out_features == 8),
     ],
 )
 def test_model_side_switches_change_architecture(technique, check):
@@ -239,7 +240,7 @@ def test_cell_config_holds_only_its_techniques():
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("prior", ["none", "smooth", "gp"])
+@pytest.mark.parametrize("prior", ["none", "smooth", "gp", "waves"])
 @pytest.mark.parametrize("techniques", [(), ("adaln", "self_cond", "droppath")])
 def test_every_registered_model_runs_without_nan(name, prior, techniques):
     cfg = tiny_cfg(techniques, backbone=name)

@@ -113,7 +113,7 @@ class Block(nn.Module):
 
 
 KERNEL_WIDTHS_PX = (1.0, 2.0, 4.0, 8.0)
-PRIORS = ("none", "smooth", "gp")
+PRIORS = ("none", "smooth", "gp", "waves")
 
 
 def kernel_smooth(obs_xy, obs_val, query_xy, widths: torch.Tensor) -> torch.Tensor:
@@ -145,12 +145,15 @@ class QueryTokens(nn.Module):
     - ``smooth``: Gaussian-kernel (Nadaraya-Watson) averages at bandwidths 1-8 px;
     - ``gp``: GP posterior means and standard deviations at length scales 1-8 px plus each
       scale's evidence; ``base`` then returns an evidence-and-context-weighted GP mean the
-      network corrects (a residual), so training starts from kriging, not from zero.
+      network corrects (a residual), so training starts from kriging, not from zero;
+    - ``waves``: the ``gp`` candidates plus least-squares fits of 1..``waves`` plane waves
+      (:mod:`reconlab.sparse.waves`: mean, residual RMS and BIC evidence of each) in the base.
     """
 
     def __init__(
-        self, width, fourier: dict, self_cond: bool, prior="none", size=32, generator=None
-    ):
+        self, width, fourier: dict, self_cond: bool, prior="none", size=32, generator=None,
+        waves: int = 4,
+    ):  # fmt: skip
         super().__init__()
         if prior not in PRIORS:
             raise ValueError(f"sparse.model.kernel_prior: {prior!r}; choose one of {list(PRIORS)}")
@@ -162,12 +165,13 @@ class QueryTokens(nn.Module):
         self.prior_kind = prior
         self.prior = None
         self._gp_memo: tuple | None = None  # (batch tensors, KrigingPrior) of the last batch
-        k = len(KERNEL_WIDTHS_PX)
+        self.waves = waves if prior == "waves" else 0
+        k = len(KERNEL_WIDTHS_PX) + self.waves  # candidates of the prior
         if prior != "none":
             self.register_buffer("widths", torch.tensor(KERNEL_WIDTHS_PX) / size)
-            n_in = k if prior == "smooth" else 3 * k
+            n_in = len(KERNEL_WIDTHS_PX) if prior == "smooth" else 3 * k
             self.prior = nn.Sequential(nn.Linear(n_in, width), nn.GELU(), nn.Linear(width, width))
-        if prior == "gp":
+        if prior in ("gp", "waves"):
             self.gate = nn.Linear(width, k)  # per-query weights of the GP means (residual base)
 
     def forward(self, obs_xy, obs_val, query_xy, x_t, t, cond):
@@ -181,11 +185,13 @@ class QueryTokens(nn.Module):
         base = None
         if self.prior_kind == "smooth":
             q = q + self.prior(kernel_smooth(obs_xy, obs_val, query_xy, self.widths) - 0.5)
-        elif self.prior_kind == "gp":
+        elif self.prior_kind in ("gp", "waves"):
             gp = self._gp_once_per_batch(obs_xy, obs_val, query_xy)
             ev = gp.evidence[:, None].expand_as(gp.mean)
             q = q + self.prior(torch.cat([gp.mean - 0.5, gp.std, ev], -1))
             base = gp.mean, ev
+            if self.waves:  # the correction is scaled by the prior's own uncertainty
+                base = (*base, gp.std * obs_val.std(1).clamp_min(1e-3)[:, None, None].to(gp.std))
         return obs, q, temb, base
 
     def _gp_once_per_batch(self, obs_xy, obs_val, query_xy) -> KrigingPrior:
@@ -203,16 +209,29 @@ class QueryTokens(nn.Module):
         ):
             return self._gp_memo[1]
         gp = gp_prior(obs_xy, obs_val, query_xy, self.widths)
+        if self.waves:  # the plane-wave fits join the GP candidates
+            from reconlab.sparse.waves import fit_waves, wave_means
+
+            fit = fit_waves(obs_xy, obs_val, self.waves)
+            rms = fit.rms.to(gp.std.dtype)[:, None].expand(-1, query_xy.shape[1], -1)
+            gp = KrigingPrior(
+                torch.cat([gp.mean, wave_means(fit, query_xy).to(gp.mean.dtype)], -1),
+                torch.cat([gp.std, rms], -1),
+                torch.cat([gp.evidence, fit.evidence.to(gp.evidence.dtype)], -1),
+            )
         self._gp_memo = (key, gp)
         return gp
 
-    def base(self, q: torch.Tensor, prior) -> torch.Tensor | float:
-        """The residual base of the ``gp`` prior at each query: (B, Q), or 0 for other priors."""
+    def residual(self, q: torch.Tensor, prior) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """(base, scale) at each query, each (B, Q): the network's output times ``scale`` corrects
+        ``base``. ``waves``: scale = the weighted predictive std of the candidates (GP posterior
+        std, fit residual RMS) in field units, so an exact fit is not disturbed; else 1."""
         if prior is None:
-            return 0.0
-        mean, evidence = prior
+            return 0.0, 1.0
+        mean, evidence, *std = prior
         weights = torch.softmax(self.gate(q) + evidence, -1)
-        return (weights * mean).sum(-1)
+        scale = (weights * std[0]).sum(-1) if std else 1.0
+        return (weights * mean).sum(-1), scale
 
 
 class SparseTransformer(nn.Module):
@@ -232,11 +251,14 @@ class SparseTransformer(nn.Module):
         drop_path: float = 0.0,
         size: int = 32,
         generator: torch.Generator | None = None,
+        waves: int = 4,
     ) -> None:
         super().__init__()
         spacing = 4.0 / size
         self.adaln = adaln
-        self.tokens = QueryTokens(width, fourier or {}, self_cond, kernel_prior, size, generator)
+        self.tokens = QueryTokens(
+            width, fourier or {}, self_cond, kernel_prior, size, generator, waves
+        )
         self.encoder = nn.ModuleList(
             Block(width, heads, distance_bias, spacing, drop_path) for _ in range(enc_layers)
         )
@@ -244,7 +266,10 @@ class SparseTransformer(nn.Module):
             Block(width, heads, distance_bias, spacing, drop_path, adaln) for _ in range(dec_layers)
         )
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
-        if kernel_prior == "gp":  # start exactly at the kriging base: the head learns corrections
+        if kernel_prior in (
+            "gp",
+            "waves",
+        ):  # start exactly at the prior's base: the head learns corrections
             nn.init.zeros_(self.head[1].weight)
             nn.init.zeros_(self.head[1].bias)
 
@@ -256,7 +281,8 @@ class SparseTransformer(nn.Module):
             q = q + temb[:, None]
         for block in self.decoder:
             q = block(q, obs, query_xy, obs_xy, temb)
-        return ModelOutput(self.head(q).squeeze(-1), self.tokens.base(q, prior))
+        base, scale = self.tokens.residual(q, prior)
+        return ModelOutput(self.head(q).squeeze(-1) * scale, base)
 
 
 def hilbert_index(xy: torch.Tensor, size: int) -> torch.Tensor:
@@ -298,19 +324,22 @@ class SparseMamba(nn.Module):
         drop_path: float = 0.0,
         size: int = 32,
         generator: torch.Generator | None = None,
+        waves: int = 4,
         **_: object,
     ) -> None:
         super().__init__()
         from mambapy.mamba import Mamba, MambaConfig
 
         self.size = size
-        self.tokens = QueryTokens(width, fourier or {}, self_cond, kernel_prior, size, generator)
+        self.tokens = QueryTokens(
+            width, fourier or {}, self_cond, kernel_prior, size, generator, waves
+        )
         self.mamba = Mamba(MambaConfig(d_model=width, n_layers=enc_layers + dec_layers, pscan=True))
         self.drop = stochastic_depth(drop_path)
         self.norm = nn.LayerNorm(width, elementwise_affine=not adaln)
         self.ada = nn.Linear(width, 2 * width) if adaln else None
         self.head = nn.Linear(width, 1)
-        if kernel_prior == "gp":
+        if kernel_prior in ("gp", "waves"):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
@@ -326,8 +355,8 @@ class SparseMamba(nn.Module):
         if self.ada is not None:
             scale, shift = self.ada(temb)[:, None].chunk(2, -1)
             h = h * (1 + scale) + shift
-        v = self.head(h).squeeze(-1)
-        base = self.tokens.base(h, prior)
+        base, scale = self.tokens.residual(h, prior)
+        v = self.head(h).squeeze(-1) * scale
         if torch.is_tensor(base):
             base = torch.empty_like(base).scatter_(1, q_order, base)
         return ModelOutput(torch.empty_like(v).scatter_(1, q_order, v), base)

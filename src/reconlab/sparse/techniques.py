@@ -1,4 +1,4 @@
-"""The ten techniques of the study, each one switch in ``sparse.techniques``.
+"""The eleven techniques of the study, each one switch in ``sparse.techniques``.
 
 A cell of the grid is a set of technique names; its settings come from ``sparse.techniques.<name>``
 and only the techniques a cell uses enter its parameters (so editing one technique's settings
@@ -16,6 +16,8 @@ ema            training: evaluate an exponential moving average of the weights
 cosine_t       loss + sampling: t concentrated near 0 and 1, cosine-spaced ODE grid
 clip_warmup    training: linear warm-up of the learning rate and gradient-norm clipping
 droppath       model: stochastic depth on every residual branch
+wave_prior     model: least-squares fits of 1..``waves`` plane or circular waves join the GP prior's
+               candidates (``kernel_prior: waves``; :mod:`reconlab.sparse.waves`)
 =============  =========================================================================
 
 Each technique's settings, their defaults and ranges are written once, in the schema
@@ -38,6 +40,7 @@ TECHNIQUES = (
     "cosine_t",
     "clip_warmup",
     "droppath",
+    "wave_prior",
 )
 
 
