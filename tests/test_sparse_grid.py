@@ -132,7 +132,7 @@ def test_checkpoint_rounds_on_a_tiny_grid(project):
         ]
     )
     assert sorted(r2["cells"]) == sorted(expected)
-    for cell in [*r1["cells"], *r2["cells"], "fixedq"]:
+    for cell in [*r1["cells"], *r2["cells"], "fixedq", "stored"]:
         m = json.loads((r / "cells" / cell / "seed0" / "metrics.json").read_text())
         assert set(m["test"]["by_family"]) == {
             "sinusoid",
@@ -163,15 +163,38 @@ def test_checkpoint_rounds_on_a_tiny_grid(project):
     assert "family_fit_psnr_modulated" not in metrics  # not applicable: no number, no key
     collapsed = summary["fixed_query_ablation_psnr"] <= summary["mean_predictor_psnr"] + 0.5
     assert summary["fixed_query_ablation_collapsed"] is collapsed
-    assert set(summary["targets"]) == {
+    assert set(summary["grid_targets"]) == {
         "sinusoid_psnr_at_least_30db",
         "above_best_baseline_on_4_of_6_families",
     }
+    assert set(summary["targets"]) == {
+        "final_sinusoid_psnr_at_least_30db",
+        "final_above_best_baseline_by_1db_on_6_of_6_families",
+        "overfit_psnr_at_least_40db",
+        "fixed_query_ablation_collapses",
+    }
+    # the final cell: the last round's best, retrained with sparse.final, reported apart
+    final = json.loads((r / "final" / "seed0" / "metrics.json").read_text())
+    assert final["cell"] == r2["best_so_far"] == summary["final_cell"]["from_cell"]
+    assert final["config"]["train"]["data"] == "stream"
+    assert summary["final_cell"]["steps"] == final["config"]["train"]["steps"]
+    assert set(summary["final_cell"]["psnr_by_family"]) == set(summary["best_psnr_by_family"])
+    assert summary["stored_data_ablation_psnr"] is not None
+    # the learning curve: baseline cell and final cell, each ending at its trained model
+    curve = (r / "learning_curve.csv").read_text().splitlines()
+    assert {"cell", "step", "examples", "psnr", "psnr_sinusoid"} <= set(curve[0].split(","))
+    assert {line.split(",")[0] for line in curve[1:]} == {"baseline", "final"}
+    assert (r / "learning_curve.png").stat().st_size > 0
+    ends = summary["learning_curve_endpoints"]
+    assert ends["final"]["psnr"] == summary["final_cell"]["psnr"]
+    assert metrics["final_psnr_sinusoid"] == summary["final_cell"]["psnr_by_family"]["sinusoid"]
+    assert metrics["curve_final_examples"] == ends["final"]["examples"]
     for name in (
         "performance_matrix.csv",
         "technique_ranking.json",
         "best_combinations.json",
         "improvement_heatmap.png",
+        "learning_curve.png",
     ):
         assert (r / name).stat().st_size > 0
     assert _jobs(project) == set()  # nothing left to do

@@ -1,26 +1,20 @@
 # Sparse-query study: one job per technique cell and seed; greedy rounds decided by a checkpoint
-# (round k+1's cells are read from round k's record); baselines, overfit check, aggregation.
-from reconlab.io import read_json
-from reconlab.sparse.grid import (
-    ABLATION,
-    cell_config_json,
-    cell_metric_paths,
-    first_round,
-    round_record_paths,
-)
+# (round k+1's cells are read from round k's record); baselines, overfit check, the final cell
+# (the search's best cell retrained longer), aggregation.
+include: "sparse_inputs.smk"
 
 
 rule sparse_cell:
     input:
         fields=rules.make_fields.output.fields,
     output:
-        metrics="results/sparse/cells/{cell}/seed{seed}/metrics.json",
+        metrics=f"{CELL_DIR}/metrics.json",
         samples=report(
-            "results/sparse/cells/{cell}/seed{seed}/samples.png",
+            f"{CELL_DIR}/samples.png",
             category="Sparse query",
             subcategory="cell {cell}, seed {seed}",
         ),
-        arrays="results/sparse/cells/{cell}/seed{seed}/samples.npz",
+        arrays=f"{CELL_DIR}/samples.npz",
     log:
         "logs/sparse/cells/{cell}/seed{seed}.log",
     benchmark:
@@ -46,20 +40,10 @@ rule sparse_cell:
 
 checkpoint sparse_round:
     input:
-        # round 1 from params; round k > 1 from round k-1's record (the checkpoint output)
-        cells=lambda wildcards: cell_metric_paths(
-            config["sparse"],
-            (
-                first_round(config["sparse"])
-                if int(wildcards.k) == 1
-                else read_json(
-                    checkpoints.sparse_round.get(k=int(wildcards.k) - 1).output.record
-                )["next"]
-            ),
-        ),
-        previous=lambda wildcards: round_record_paths(1, int(wildcards.k) - 1)[-1:],
+        cells=round_cells,
+        previous=previous_round,
     output:
-        record="results/sparse/rounds/round{k}.json",
+        record=ROUND_RECORD,
     log:
         "logs/sparse/round{k}.log",
     benchmark:
@@ -77,7 +61,7 @@ checkpoint sparse_round:
         ),
     shell:
         "reconlab sparse-round --params {params.cfg:q} --round {wildcards.k}"
-        " --cells results/sparse/cells {params.previous} --out {output.record} 2>&1 | tee {log}"
+        " --cells {input.cells} {params.previous} --out {output.record} 2>&1 | tee {log}"
 
 
 rule sparse_baselines:
@@ -125,13 +109,50 @@ rule sparse_overfit:
         " --out {output.metrics} 2>&1 | tee {log}"
 
 
+rule sparse_final:
+    input:
+        fields=rules.make_fields.output.fields,
+        record=expand(rules.sparse_round.output.record, k=SPARSE_ROUNDS),
+    output:
+        metrics=f"{FINAL_DIR}/metrics.json",
+        samples=report(
+            f"{FINAL_DIR}/samples.png",
+            category="Sparse query",
+            subcategory="final cell, seed {seed}",
+        ),
+        arrays=f"{FINAL_DIR}/samples.npz",
+    log:
+        "logs/sparse/final/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/sparse_final/final-seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    conda:
+        "../envs/reconlab.yaml"
+    threads: config["sparse"]["train"]["threads"]
+    resources:
+        mem_mb=1500,
+        runtime=240,
+        gpu=1 if config["sparse"]["train"]["device"] == "cuda" else 0,
+    params:
+        cfg=section("sparse"),
+        code=code("sparse-final"),
+    shell:
+        "reconlab sparse-final --params {params.cfg:q} --record {input.record}"
+        " --seed {wildcards.seed} --fields {input.fields}"
+        " --out $(dirname {output.metrics}) 2>&1 | tee {log}"
+
+
 rule aggregate_sparse:
     input:
-        rounds=round_record_paths(1, config["sparse"]["grid"]["rounds"]),
-        ablation=cell_metric_paths(
-            config["sparse"],
-            [ABLATION] if config["sparse"]["grid"]["fixed_query_ablation"] else [],
+        rounds=expand(rules.sparse_round.output.record, k=range(1, SPARSE_ROUNDS + 1)),
+        cells=grid_cells,
+        ablations=expand(
+            rules.sparse_cell.output.metrics,
+            cell=ablation_cells(config["sparse"]),
+            seed=SPARSE_SEEDS,
         ),
+        final=expand(rules.sparse_final.output.metrics, seed=SPARSE_SEEDS),
         baselines=rules.sparse_baselines.output.metrics,
         overfit=rules.sparse_overfit.output.metrics,
     output:
@@ -141,6 +162,12 @@ rule aggregate_sparse:
         best="results/sparse/best_combinations.json",
         heatmap=report(
             "results/sparse/improvement_heatmap.png",
+            category="Sparse query",
+            subcategory="summary",
+        ),
+        curve_csv="results/sparse/learning_curve.csv",
+        curve=report(
+            "results/sparse/learning_curve.png",
             category="Sparse query",
             subcategory="summary",
         ),
@@ -157,10 +184,10 @@ rule aggregate_sparse:
         code=code("sparse-aggregate"),
         run=RUN,
     shell:
-        "reconlab sparse-aggregate --params {params.cfg:q} --rounds results/sparse/rounds"
-        " --cells results/sparse/cells --baselines {input.baselines} --overfit {input.overfit}"
-        " --out results/sparse --metrics {output.metrics} 2>&1 | tee {log}"
-        " && reconlab stamp-metrics {output.metrics} {params.run}"
+        "reconlab sparse-aggregate --params {params.cfg:q} --rounds {input.rounds}"
+        " --cells {input.cells} {input.ablations} --final {input.final} --baselines {input.baselines}"
+        " --overfit {input.overfit} --out $(dirname {output.summary}) --metrics {output.metrics} 2>&1"
+        " | tee {log} && reconlab stamp-metrics {output.metrics} {params.run}"
 
 
 TARGETS["sparse"] = [
@@ -169,5 +196,7 @@ TARGETS["sparse"] = [
     rules.aggregate_sparse.output.ranking,
     rules.aggregate_sparse.output.best,
     rules.aggregate_sparse.output.heatmap,
+    rules.aggregate_sparse.output.curve_csv,
+    rules.aggregate_sparse.output.curve,
     rules.aggregate_sparse.output.metrics,
 ]

@@ -10,7 +10,15 @@ import numpy as np
 from reconlab.io import read_json, write_csv, write_json
 from reconlab.provenance import summarize_compute
 from reconlab.sparse.family_fit import LABEL as FAMILY_FIT_LABEL
-from reconlab.sparse.grid import ABLATION, BASELINE, cell_techniques, score_cells, technique_ranking
+from reconlab.sparse.grid import (
+    ABLATION,
+    BASELINE,
+    STORED,
+    ablation_cells,
+    cell_techniques,
+    score_cells,
+    technique_ranking,
+)
 
 _METRICS = ("psnr", "psnr_unclamped", "mse", "mae", "corr")
 
@@ -20,10 +28,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return round(float(a.mean()), 4), round(float(a.std(ddof=1)) if len(a) > 1 else 0.0, 4)
 
 
-def load_cells(cells_dir: Path, cells: list[str], seeds: list[int]) -> dict[str, list[dict]]:
-    return {
-        c: [read_json(cells_dir / c / f"seed{s}" / "metrics.json") for s in seeds] for c in cells
-    }
+FINAL = "final"  # the final cell's label (its techniques: those of the cell it retrains)
+MARGIN_DB = 1.0  # "above the best interpolation baseline" means by at least this much
 
 
 def matrix_rows(
@@ -147,15 +153,16 @@ def grid_summary(
         "family_fit_psnr_by_family": limit,
         "family_fit_label": FAMILY_FIT_LABEL if limit else None,
         "families_above_best_baseline": int(wins),
+        "stored_data_ablation_psnr": by_cell[STORED]["psnr"] if STORED in by_cell else None,
+        "stored_data_ablation_psnr_by_family": {f: by_cell[STORED][f"psnr_{f}"] for f in families}
+        if STORED in by_cell
+        else None,
         "fixed_query_ablation_psnr": ablation,
         "fixed_query_ablation_psnr_by_family": {f: by_cell[ABLATION][f"psnr_{f}"] for f in families}
         if ABLATION in by_cell
         else None,
         "mean_predictor_psnr": mean_psnr,
-        # collapse: the ablation does no better than predicting the observed mean everywhere
-        "fixed_query_ablation_collapsed": None
-        if ablation is None or mean_psnr is None
-        else bool(ablation <= mean_psnr + COLLAPSE_MARGIN_DB),
+        "fixed_query_ablation_collapsed": collapsed(ablation, mean_psnr),
         "overfit_psnr": overfit["psnr"],
         "grid_wall_s": round(max(r["finished"] for r in runs) - min(r["started"] for r in runs), 1),
         "grid_train_seconds": round(sum(r["train_seconds"] for r in runs), 1),
@@ -163,12 +170,74 @@ def grid_summary(
         "rounds": len(records),
         "beneficial_techniques": [r["technique"] for r in ranking if r["beneficial"]],
         "beneficial_techniques_pooled": [r["technique"] for r in ranking if r["beneficial_pooled"]],
-        "targets": {
+        "grid_targets": {  # the grid's best cell on its short budget; "targets": the final cell
             "sinusoid_psnr_at_least_30db": best_by_family.get("sinusoid", 0.0) >= 30.0,
             "above_best_baseline_on_4_of_6_families": bool(wins >= 4),
         },
         "split": split,
     }
+
+
+def collapsed(ablation: float | None, mean_psnr: float | None) -> bool | None:
+    """The fixed-query ablation collapsed: no better than predicting the observed mean (+0.5 dB)."""
+    if ablation is None or mean_psnr is None:
+        return None
+    return bool(ablation <= mean_psnr + COLLAPSE_MARGIN_DB)
+
+
+def final_summary(final_runs: list[dict], base: Mapping, families: list[str], split: str) -> dict:
+    """The final cell's block of summary.json: its PSNR overall and per family (mean over seeds)
+    and its margin over the best interpolation baseline per family (dB)."""
+    row = matrix_rows({final_runs[0]["cell"]: final_runs}, {}, split, families)[0]
+    best_baseline = best_interpolation_baseline(base, families)
+    by_family = {f: row[f"psnr_{f}"] for f in families}
+    cfg = final_runs[0]["config"]
+    return {
+        "techniques": final_runs[0]["techniques"],
+        "from_cell": final_runs[0]["cell"],
+        "steps": cfg["train"]["steps"],
+        "batch_size": cfg["train"]["batch_size"],
+        "width": cfg["model"]["width"],
+        "psnr": row["psnr"],
+        "psnr_std": row["psnr_std"],
+        "psnr_by_family": by_family,
+        "margin_over_best_baseline_by_family": {
+            f: round(by_family[f] - best_baseline[f][0], 4) for f in families
+        },
+        "train_seconds": row["train_seconds"],
+        "parameters": row["parameters"],
+    }
+
+
+def study_targets(final: Mapping | None, overfit_psnr: float, ablation_collapsed) -> dict:
+    """The study's targets (issue 16), judged on the final cell (None without one)."""
+    margins = final["margin_over_best_baseline_by_family"] if final else None
+    return {
+        "final_sinusoid_psnr_at_least_30db": None
+        if final is None
+        else bool(final["psnr_by_family"].get("sinusoid", 0.0) >= 30.0),
+        "final_above_best_baseline_by_1db_on_6_of_6_families": None
+        if margins is None
+        else bool(len(margins) >= 6 and all(v >= MARGIN_DB for v in margins.values())),
+        "overfit_psnr_at_least_40db": bool(overfit_psnr >= 40.0),
+        "fixed_query_ablation_collapses": ablation_collapsed,
+    }
+
+
+def learning_curve(out: Path, baseline_runs, final_runs, families, split) -> dict | None:
+    """learning_curve.csv + .png of the baseline cell and the final cell; {cell: last row}."""
+    from reconlab.sparse.curve import curve_rows, endpoints, learning_curve_figure
+
+    rows = []
+    for label, runs in ((BASELINE, baseline_runs), (FINAL, final_runs)):
+        if runs and all(r.get("curve") for r in runs):
+            rows += curve_rows(label, runs, families)
+    if not rows:
+        return None
+    write_csv(out / "learning_curve.csv", rows, list(rows[0]))
+    title = f"Learning curve ({split} split, mean of {rows[0]['seeds']} seed(s))"
+    learning_curve_figure(out / "learning_curve.png", rows, families, title)
+    return endpoints(rows)
 
 
 # summary.json keys that dvc metrics diff shows: the summed compute seconds of the cells, not the
@@ -177,40 +246,59 @@ DVC_METRICS = (
     "best_psnr",
     "baseline_cell_psnr",
     "fixed_query_ablation_psnr",
+    "stored_data_ablation_psnr",
     "overfit_psnr",
     "families_above_best_baseline",
     "grid_train_seconds",
 )
 
 
-def dvc_metrics(summary: Mapping, results: Mapping[str, list[dict]]) -> dict:
-    """The small scalars of ``metrics/sparse.json`` (numbers only) and the cells' compute."""
+def dvc_metrics(summary: Mapping, runs: list[dict]) -> dict:
+    """The small scalars of ``metrics/sparse.json`` (numbers only: the final cell per family, the
+    family-aware limit, the learning curves' endpoints) and the compute of ``runs``."""
     metrics = {k: summary[k] for k in DVC_METRICS}
     metrics["best_psnr_sinusoid"] = summary["best_psnr_by_family"].get("sinusoid")
     metrics["best_baseline_psnr_sinusoid"] = summary["best_baseline_psnr_by_family"].get("sinusoid")
     for f, v in (summary["family_fit_psnr_by_family"] or {}).items():
         if not isinstance(v, str):  # a family without a form has no key
             metrics[f"family_fit_psnr_{f}"] = v
-    metrics["compute"] = summarize_compute(r for runs in results.values() for r in runs)
+    if summary.get("final_cell"):
+        metrics["final_psnr"] = summary["final_cell"]["psnr"]
+        for f, v in summary["final_cell"]["psnr_by_family"].items():
+            metrics[f"final_psnr_{f}"] = v
+    for cell, point in (summary.get("learning_curve_endpoints") or {}).items():
+        metrics[f"curve_{cell}_examples"] = point["examples"]
+        metrics[f"curve_{cell}_psnr"] = point["psnr"]
+    metrics["compute"] = summarize_compute(runs)
     return metrics
 
 
 def aggregate(
     section: Mapping,
-    rounds_dir: str | Path,
-    cells_dir: str | Path,
+    rounds,
+    cells,
+    final,
     baselines: str | Path,
     overfit: str | Path,
     out: str | Path,
     metrics_out: str | Path,
 ) -> dict:
     """Write performance_matrix.csv, technique_ranking.json, best_combinations.json,
-    improvement_heatmap.png and summary.json under ``out``; small scalars to ``metrics_out``."""
+    improvement_heatmap.png, learning_curve.csv/.png and summary.json under ``out``; small
+    scalars to ``metrics_out``. ``rounds``: the round records in order; ``cells``: metrics.json
+    of every grid and ablation cell and seed; ``final``: the final cell's, one per seed.
+    Raises ValueError naming a cell of the records or an ablation that has no metrics."""
+    from reconlab.sparse.study import group_by_cell
+
     out, g = Path(out), section["grid"]
-    records = [read_json(Path(rounds_dir) / f"round{k}.json") for k in range(1, g["rounds"] + 1)]
+    records = [read_json(p) for p in rounds]
     round_of = {c: r["round"] for r in records for c in r["cells"]}
-    cells = [*round_of, ABLATION] if g["fixed_query_ablation"] else list(round_of)
-    results = load_cells(Path(cells_dir), cells, g["seeds"])
+    wanted = [*round_of, *ablation_cells(section)]
+    given = group_by_cell(cells)
+    missing = [c for c in wanted if c not in given]
+    if missing:
+        raise ValueError(f"sparse-aggregate: no metrics for cell(s) {missing} in --cells")
+    results = {c: given[c] for c in wanted}
     split, sel = g["eval_split"], g["select_split"]
     families = list(results[BASELINE][0][split]["by_family"])
 
@@ -223,10 +311,20 @@ def aggregate(
     plot_gains(out / "improvement_heatmap.png", rows, families, title)
 
     base, ov = read_json(baselines)[split], read_json(overfit)
-    summary = {
-        **grid_summary(results, rows, records, ranking, base, ov, families, split),
-        "seeds": list(g["seeds"]),
-    }
+    final_runs = [read_json(p) for p in final]
+    summary = grid_summary(results, rows, records, ranking, base, ov, families, split)
+    summary["final_cell"] = final_summary(final_runs, base, families, split) if final_runs else None
+    summary["learning_curve_endpoints"] = learning_curve(
+        out, results.get(BASELINE, []), final_runs, families, split
+    )
+    summary["targets"] = study_targets(
+        summary["final_cell"], ov["psnr"], summary["fixed_query_ablation_collapsed"]
+    )
+    runs = [r for rs in results.values() for r in rs]
+    if final_runs:  # first grid cell's start to the last final seed's end (other jobs between)
+        ends = [r["finished"] for r in [*runs, *final_runs]]
+        summary["study_wall_s"] = round(max(ends) - min(r["started"] for r in runs), 1)
+    summary["seeds"] = list(g["seeds"])
     write_json(out / "summary.json", summary)
-    write_json(metrics_out, dvc_metrics(summary, results))
+    write_json(metrics_out, dvc_metrics(summary, [*runs, *final_runs]))
     return summary

@@ -1,4 +1,5 @@
-"""`reconlab sparse-cell | sparse-round | sparse-baselines | sparse-overfit | sparse-aggregate`."""
+"""`reconlab sparse-cell | sparse-round | sparse-final | sparse-baselines | sparse-overfit |
+sparse-aggregate`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ def _cell(args: argparse.Namespace) -> int:
     split = cfg["eval_splits"][-1]
     print(
         f"sparse-cell {args.cell} seed {args.seed}: {split} PSNR {r[split]['all']['psnr']:.2f} dB"
+    )
+    return 0
+
+
+def _final(args: argparse.Namespace) -> int:
+    from reconlab.sparse.study import run_final
+
+    r = run_final(load_section(args), args.record, args.seed, args.fields, args.out)
+    split = r["config"]["eval_splits"][-1]
+    print(
+        f"sparse-final {r['cell']} seed {args.seed}: {split} PSNR {r[split]['all']['psnr']:.2f} dB"
     )
     return 0
 
@@ -54,6 +66,7 @@ def _aggregate(args: argparse.Namespace) -> int:
         load_section(args),
         args.rounds,
         args.cells,
+        args.final,
         args.baselines,
         args.overfit,
         args.out,
@@ -77,6 +90,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, samples.png")
     p.set_defaults(func=_cell)
 
+    p = sub.add_parser(
+        "sparse-final", help="retrain the search's best cell with sparse.final's longer budget"
+    )
+    add_params_args(p, "sparse")
+    p.add_argument("--record", type=Path, required=True, help="the last greedy round's record")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--fields", type=Path, default=Path("data/prepared/fields"), help=fields_help)
+    p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, samples.png")
+    p.set_defaults(func=_final)
+
     p = sub.add_parser("sparse-round", help="score one greedy round and decide the next cells")
     add_params_args(p, "sparse")
     p.add_argument(
@@ -88,8 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cells",
         type=Path,
-        default=Path("results/sparse/cells"),
-        help="folder of the cells' results (<cell>/seed<s>/metrics.json)",
+        nargs="*",
+        default=[],
+        help="metrics.json of every cell and seed of this round",
     )
     p.add_argument("--previous", type=Path, help="round k-1's record (rounds > 1)")
     p.add_argument("--out", type=Path, required=True, help="round record JSON to write")
@@ -110,16 +134,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sparse-aggregate", help="matrix, ranking, heatmap and summary of the grid")
     add_params_args(p, "sparse")
     p.add_argument(
-        "--rounds",
-        type=Path,
-        default=Path("results/sparse/rounds"),
-        help="folder of the round records",
+        "--rounds", type=Path, nargs="+", required=True, help="the round records, round 1 first"
     )
     p.add_argument(
         "--cells",
         type=Path,
-        default=Path("results/sparse/cells"),
-        help="folder of the cells' results",
+        nargs="+",
+        required=True,
+        help="metrics.json of every grid and ablation cell and seed",
+    )
+    p.add_argument(
+        "--final", type=Path, nargs="*", default=[], help="metrics.json of each final-cell seed"
     )
     p.add_argument("--baselines", type=Path, required=True, help="the baselines JSON")
     p.add_argument("--overfit", type=Path, required=True, help="the overfit-check JSON")

@@ -2,12 +2,15 @@
 
 A cell is a set of techniques, named by its techniques in canonical order joined with ``+``
 (``baseline`` for none; ``fixedq`` for the fixed-query ablation: the earlier study's plain
-model, ``grid.ablation_model``, trained on its fixed query pixels). Round 1 is the
+model, ``grid.ablation_model``, trained on its fixed query pixels; ``stored`` for the baseline
+trained on the stored train split instead of streamed fields). Round 1 is the
 baseline and every single technique; round k+1 is the best cell so far plus each technique it does
 not use yet (or only the ``grid.expand_top`` best of them alone), decided from round k's results
 (a Snakemake checkpoint). The search stops early when a
 round does not beat the best cell so far. Cells are selected on ``grid.select_split`` (val) and
-reported on ``grid.eval_split`` (test), so the greedy search never sees the test set.
+reported on ``grid.eval_split`` (test), so the greedy search never sees the test set. The final
+cell (:func:`final_config`) retrains the search's best cell with the longer ``sparse.final``
+budget on streamed fields.
 
 Nothing here imports torch: the Snakefile uses these functions at DAG-build time.
 """
@@ -22,6 +25,7 @@ from reconlab.sparse.techniques import TECHNIQUES, check_techniques
 
 BASELINE = "baseline"
 ABLATION = "fixedq"
+STORED = "stored"  # the baseline trained on the stored train split (streamed: every other cell)
 _CELL_KEYS = ("mask_seed", "observed", "queries", "model", "train", "sampler")
 
 
@@ -33,7 +37,7 @@ def cell_name(techniques) -> str:
 
 def cell_techniques(cell: str) -> tuple[str, ...]:
     """Inverse of :func:`cell_name` (the ablation cell uses no techniques)."""
-    if cell in (BASELINE, ABLATION):
+    if cell in (BASELINE, ABLATION, STORED):
         return ()
     names = tuple(cell.split("+"))
     if cell_name(names) != cell:
@@ -48,8 +52,35 @@ def cell_config(section: Mapping, cell: str) -> dict:
     cfg["fixed_queries"] = cell == ABLATION
     if cell == ABLATION:  # the earlier study's plain model, trained on its fixed query pixels
         cfg["model"] = {**cfg["model"], **section["grid"]["ablation_model"]}
+    if cell == STORED:
+        cfg["train"] = {**cfg["train"], "data": "stored"}
     cfg["eval_splits"] = eval_splits(section)
     cfg["techniques"] = {t: dict(section["techniques"][t]) for t in techniques}
+    if cell == BASELINE:  # the learning curve's first cell
+        cfg["curve_steps"] = curve_steps(cfg["train"]["steps"], section["final"]["curve_points"])
+    return cfg
+
+
+def curve_steps(steps: int, points: int) -> list[int]:
+    """Learning-curve steps: ``steps`` halved ``points - 1`` times (distinct, ending at steps)."""
+    return sorted({max(1, steps >> (points - 1 - i)) for i in range(points)})
+
+
+def final_config(section: Mapping, best: str) -> dict:
+    """The final cell: ``best``'s config with ``sparse.final``'s steps, batch size, learning rate
+    and width, streamed training data and the learning curve's evaluation steps."""
+    f = section["final"]
+    cfg = cell_config(section, best)
+    cfg.pop("curve_steps", None)
+    cfg["model"] = {**cfg["model"], "width": f["width"]}
+    cfg["train"] = {
+        **cfg["train"],
+        "steps": f["steps"],
+        "batch_size": f["batch_size"],
+        "lr": f["lr"],
+        "data": "stream",
+    }
+    cfg["curve_steps"] = curve_steps(f["steps"], f["curve_points"])
     return cfg
 
 
@@ -62,6 +93,13 @@ def eval_splits(section: Mapping) -> list[str]:
     """The splits every cell is evaluated on: the selection split, then the reported one."""
     g = section["grid"]
     return list(dict.fromkeys([g["select_split"], g["eval_split"]]))
+
+
+def ablation_cells(section: Mapping) -> list[str]:
+    """The ablation cells the grid flags ask for (never part of the greedy search)."""
+    g = section["grid"]
+    return [c for c, on in ((ABLATION, g["fixed_query_ablation"]),
+                            (STORED, g["stored_data_ablation"])) if on]  # fmt: skip
 
 
 def first_round(section: Mapping) -> list[str]:
@@ -159,15 +197,7 @@ def technique_ranking(scores: Mapping[str, dict]) -> list[dict]:
     return sorted(rows, key=lambda r: -r["gain_db"])
 
 
-CELL_METRICS = "results/sparse/cells/{cell}/seed{seed}/metrics.json"
+# Output templates of the sparse rules (written once; the Snakefile's rules use them)
+CELL_DIR = "results/sparse/cells/{cell}/seed{seed}"
 ROUND_RECORD = "results/sparse/rounds/round{k}.json"
-
-
-def cell_metric_paths(section: Mapping, cells) -> list[str]:
-    """metrics.json of every (cell, seed): the inputs of one round."""
-    return [CELL_METRICS.format(cell=c, seed=s) for c in cells for s in section["grid"]["seeds"]]
-
-
-def round_record_paths(first: int, last: int) -> list[str]:
-    """Round records first..last (inclusive; empty when last < first)."""
-    return [ROUND_RECORD.format(k=k) for k in range(first, last + 1)]
+FINAL_DIR = "results/sparse/final/seed{seed}"

@@ -71,7 +71,11 @@ def run_cell(cfg: Mapping, cell: str, seed: int, fields_dir: str | Path, out: st
     torch.set_num_threads(cfg["train"]["threads"])
     started = time.time()
     train, _, families = _load(fields_dir, "train")
-    model, history = train_cell(cfg, train, seed, checkpoint=checkpoint_path(out))
+    index = read_json(Path(fields_dir) / "index.json")
+    curve = _curve_callback(cfg, fields_dir, seed, families)
+    model, history = train_cell(
+        cfg, train, seed, checkpoint=checkpoint_path(out), stream=index, on_step=curve
+    )
     result = {
         "cell": cell,
         "seed": seed,
@@ -92,6 +96,12 @@ def run_cell(cfg: Mapping, cell: str, seed: int, fields_dir: str | Path, out: st
         result[split] = summarize_by_family(field_metrics(pred, fields), family, families)
         log.info("%s seed %d %s: PSNR %.2f dB", cell, seed, split, result[split]["all"]["psnr"])
     result["eval_seconds"] = round(time.perf_counter() - t0, 2)
+    if curve is not None:  # the last point is the trained model's evaluation above
+        last = {"step": cfg["train"]["steps"], "split": split}
+        last["examples"] = cfg["train"]["steps"] * cfg["train"]["batch_size"]
+        last["psnr"] = result[split]["all"]["psnr"]
+        last["psnr_by_family"] = {f: v["psnr"] for f, v in result[split]["by_family"].items()}
+        result["curve"] = [*history["curve"], last]
     pick = one_per_family(family)
     sample_grid(
         out / "samples.png",
@@ -109,6 +119,52 @@ def run_cell(cfg: Mapping, cell: str, seed: int, fields_dir: str | Path, out: st
     return result
 
 
+def run_final(
+    section: Mapping, record: str | Path, seed: int, fields_dir: str | Path, out: str | Path
+) -> dict:
+    """Train the final cell: the best cell of the last round ``record`` with ``sparse.final``'s
+    budget on streamed fields (:func:`reconlab.sparse.grid.final_config`)."""
+    from reconlab.sparse.grid import final_config
+
+    best = read_json(record)["best_so_far"]
+    return run_cell(final_config(section, best), best, seed, fields_dir, out)
+
+
+def _curve_callback(cfg: Mapping, fields_dir, seed: int, families):
+    """``on_step`` for :func:`train_cell`: at each of ``cfg['curve_steps']`` before the last,
+    PSNR on the reported split (overall and per family) against examples seen; None without."""
+    from reconlab.sparse.train import (
+        evaluation_masks,
+        field_metrics,
+        predict_fields,
+        summarize_by_family,
+    )
+
+    at = set(cfg.get("curve_steps") or []) - {cfg["train"]["steps"]}
+    if not at:
+        return None
+    split = cfg["eval_splits"][-1]
+    fields, family, _ = _load(fields_dir, split)
+    masks = evaluation_masks(cfg, len(fields), fields[0].size, split)
+
+    def evaluate(step: int, model) -> dict | None:
+        if step not in at:
+            return None
+        model.eval()
+        pred = predict_fields(model, cfg, fields, masks, seed)
+        s = summarize_by_family(field_metrics(pred, fields), family, families)
+        log.info("curve: step %d %s PSNR %.2f dB", step, split, s["all"]["psnr"])
+        return {
+            "step": step,
+            "examples": step * cfg["train"]["batch_size"],
+            "split": split,
+            "psnr": s["all"]["psnr"],
+            "psnr_by_family": {f: v["psnr"] for f, v in s["by_family"].items()},
+        }
+
+    return evaluate
+
+
 def round_cells(section: Mapping, k: int, previous: Mapping | None) -> list[str]:
     """The cells of round k: round 1 from params, later rounds from round k-1's record."""
     if k == 1:
@@ -118,18 +174,31 @@ def round_cells(section: Mapping, k: int, previous: Mapping | None) -> list[str]
     return list(previous["next"])
 
 
+def group_by_cell(paths) -> dict[str, list[dict]]:
+    """Cell metrics files -> {cell: [seed metrics, in seed order]}."""
+    out: dict[str, list[dict]] = {}
+    for path in paths:
+        m = read_json(path)
+        out.setdefault(m["cell"], []).append(m)
+    return {c: sorted(runs, key=lambda r: r["seed"]) for c, runs in out.items()}
+
+
 def run_round(
-    section: Mapping, k: int, cells_dir: str | Path, previous: str | Path | None, out: str | Path
+    section: Mapping, k: int, cell_files, previous: str | Path | None, out: str | Path
 ) -> dict:
-    """Collect round k's seed metrics, pick the best cell so far, write round k+1's cells."""
+    """Collect round k's seed metrics (``cell_files``), pick the best cell so far, write round
+    k+1's cells. Raises ValueError when a cell of the round or one of its seeds is missing."""
     prev = read_json(previous) if previous else None
-    results = {
-        cell: [
-            read_json(Path(cells_dir) / cell / f"seed{s}" / "metrics.json")
-            for s in section["grid"]["seeds"]
-        ]
-        for cell in round_cells(section, k, prev)
-    }
+    given = group_by_cell(cell_files)
+    results = {}
+    for cell in round_cells(section, k, prev):
+        runs = given.get(cell, [])
+        if [r["seed"] for r in runs] != list(section["grid"]["seeds"]):
+            raise ValueError(
+                f"sparse round {k}: cell {cell!r} needs seeds {section['grid']['seeds']}, "
+                f"got {[r['seed'] for r in runs]} in --cells"
+            )
+        results[cell] = runs
     record = decide_round(section, k, results, prev)
     write_json(out, record)
     return record

@@ -90,12 +90,62 @@ class QuerySampler:
         if fixed_queries:
             self.fixed = torch.arange(n_observed) * FIXED_QUERY_STRIDE
 
+    def draw_fields(self, batch: int) -> torch.Tensor:
+        """(batch, P) training fields: random rows of the stored split."""
+        return self.fields[torch.randint(len(self.fields), (batch,), generator=self.generator)]
+
     def sample(self, batch: int) -> Batch:
-        pick = torch.randint(len(self.fields), (batch,), generator=self.generator)
-        f = self.fields[pick]
+        f = self.draw_fields(batch)
         obs = random_indices(batch, self.n_pixels, self.n_observed, self.generator)
         if self.fixed is not None:
             query = self.fixed.expand(batch, -1)
         else:
             query = random_indices(batch, self.n_pixels, self.n_queries, self.generator)
         return gather_batch(f, self.coords, obs, query)
+
+
+STREAM_SPLIT_ID = 3  # the streamed fields' own seed stream, disjoint from train/val/test (0-2)
+
+
+class FieldStream(QuerySampler):
+    """Draws training batches of FRESH fields from the seeded generator of
+    :mod:`reconlab.data.fields` (infinite, deterministic data), then masks and queries as
+    :class:`QuerySampler` does.
+
+    Each batch's fields come from ``numpy.random.default_rng([fields_seed, 3, s])`` with ``s``
+    drawn from the sampler's own torch generator: the sampler's state (what checkpoints save)
+    fixes every later batch, so the same ``seed`` gives the same batches and a resumed run
+    continues the stream. The family of each example is uniform over ``families``; its noise
+    level is drawn from ``noise_levels`` (as the stored splits cycle through them).
+
+    Args:
+        index: the fields folder's ``index.json`` (size, families, noise_levels, seed).
+        n_observed, n_queries, seed, fixed_queries: as :class:`QuerySampler`.
+    """
+
+    def __init__(
+        self,
+        index: dict,
+        n_observed: int,
+        n_queries: int,
+        seed: int,
+        fixed_queries: bool = False,
+    ) -> None:
+        size = int(index["size"])
+        super().__init__(torch.empty(0, size * size), n_observed, n_queries, seed, fixed_queries)
+        self.size, self.fields_seed = size, int(index["seed"])
+        self.families = list(index["families"])
+        self.noise_levels = [float(x) for x in index["noise_levels"]]
+
+    def draw_fields(self, batch: int) -> torch.Tensor:
+        from reconlab.data.fields import make_field
+
+        s = int(torch.randint(2**62, (1,), generator=self.generator))
+        rng = np.random.default_rng([self.fields_seed, STREAM_SPLIT_ID, s])
+        fams = rng.integers(len(self.families), size=batch)
+        noise = rng.integers(len(self.noise_levels), size=batch)
+        f = [
+            make_field(self.families[a], self.size, rng, self.noise_levels[b])
+            for a, b in zip(fams, noise, strict=True)
+        ]
+        return torch.from_numpy(np.stack(f).reshape(batch, -1))

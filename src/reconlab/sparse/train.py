@@ -19,7 +19,14 @@ from torch import nn
 from reconlab.evaluation.image_metrics import psnr_per_image
 from reconlab.sparse.flow import flow_matching_loss, sample_values
 from reconlab.sparse.models import create_model
-from reconlab.sparse.task import Batch, QuerySampler, eval_masks, gather_batch, pixel_coords
+from reconlab.sparse.task import (
+    Batch,
+    FieldStream,
+    QuerySampler,
+    eval_masks,
+    gather_batch,
+    pixel_coords,
+)
 from reconlab.sparse.techniques import check_techniques
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,8 @@ def build_model(cfg: dict, size: int, seed: int) -> nn.Module:
         enc_layers=m["enc_layers"],
         dec_layers=m["dec_layers"],
         distance_bias=m["distance_bias"],
-        kernel_prior=m["kernel_prior"],
+        kernel_prior="waves" if "wave_prior" in tech else m["kernel_prior"],
+        waves=tech["wave_prior"]["waves"] if "wave_prior" in tech else 4,
         fourier=fourier,
         self_cond="self_cond" in tech,
         adaln="adaln" in tech,
@@ -50,16 +58,34 @@ def build_model(cfg: dict, size: int, seed: int) -> nn.Module:
     )
 
 
+def make_sampler(cfg: dict, fields: np.ndarray, seed: int, stream: dict | None) -> QuerySampler:
+    """The training data of ``train.data``: fresh fields from the generator described by
+    ``stream`` (the fields folder's index.json) or rows of the stored ``fields`` (N, S, S).
+    Raises ValueError when streaming is asked for without ``stream``."""
+    args = (cfg["observed"], cfg["queries"], seed + 1, cfg["fixed_queries"])
+    if cfg["train"].get("data", "stored") == "stream":
+        if stream is None:
+            raise ValueError("sparse.train.data: stream needs the fields' index.json")
+        return FieldStream(stream, *args)
+    flat = torch.from_numpy(fields.reshape(len(fields), -1)).float()
+    return QuerySampler(flat, *args)
+
+
 def train_cell(
     cfg: dict,
     fields: np.ndarray,
     seed: int,
     checkpoint: str | Path | None = None,
+    stream: dict | None = None,
+    on_step=None,
 ) -> tuple[nn.Module, dict]:
-    """Train on ``fields`` (N, S, S) and return (the model to evaluate, history).
+    """Train on streamed fields (``train.data: stream``; ``stream`` is the fields' index.json)
+    or on the stored ``fields`` (N, S, S); return (the model to evaluate, history).
 
     The returned model is the EMA copy when ``ema`` is on. A NaN loss stops with the step.
     With ``checkpoint``, state is saved every ``train.checkpoint_every`` steps and resumed.
+    ``on_step(steps_done, model_to_evaluate)`` is called after every step; what it returns other
+    than None is appended to ``history["curve"]`` (checkpointed with it: learning curves).
     """
     from reconlab.checkpoint import resume_training, save_training
     from reconlab.optim import lr_factor, optimizer_step, set_lr, warmup_steps
@@ -70,8 +96,7 @@ def train_cell(
     check_techniques(tech)
     tr = cfg["train"]
     steps, size = tr["steps"], fields.shape[-1]
-    flat = torch.from_numpy(fields.reshape(len(fields), -1)).float()
-    sampler = QuerySampler(flat, cfg["observed"], cfg["queries"], seed + 1, cfg["fixed_queries"])
+    sampler = make_sampler(cfg, fields, seed, stream)
     loss_gen = torch.Generator().manual_seed(seed + 2)
     generators = {"queries": sampler.generator, "loss": loss_gen}
     device = resolve_device(tr["device"])
@@ -96,7 +121,7 @@ def train_cell(
     # closure of this module, the same hash mechanism the Snakemake rules use).
     key = cfg | {"seed": seed, "code": module_code(__name__)}
     start, loop = resume_training(checkpoint, key, model, opt, scaler, ema, generators)
-    history = loop.get("history", {"step": [], "loss": []})
+    history = loop.get("history", {"step": [], "loss": [], "curve": []})
     if loop.get("teacher") is not None:
         teacher = build_model(cfg, size, seed).to(device).eval()
         teacher.load_state_dict(loop["teacher"])
@@ -125,6 +150,8 @@ def train_cell(
             history["step"].append(step)
             history["loss"].append(round(terms.total.item(), 6))
             log.info("step %d loss %.4f lr %.2e", step, terms.total.item(), lr)
+        if on_step is not None and (point := on_step(step + 1, ema if ema is not None else model)):
+            history["curve"].append(point)
         every, done = tr["checkpoint_every"], step + 1
         if checkpoint is not None and every and (done % every == 0 or done == steps):
             save_training(
@@ -230,7 +257,9 @@ def overfit_one_field(
     seed: int = 0,
 ) -> tuple[np.ndarray, dict]:
     """Train on a single field (1, S, S) and sample all its pixels: the capacity sanity check."""
-    train = dict(cfg["train"], steps=steps, lr=lr, batch_size=batch_size, checkpoint_every=0)
+    train = dict(
+        cfg["train"], steps=steps, lr=lr, batch_size=batch_size, checkpoint_every=0, data="stored"
+    )
     cfg = dict(cfg, train=train)
     model, history = train_cell(cfg, field, seed)
     masks = evaluation_masks(cfg, 1, field[0].size, "train")

@@ -12,11 +12,13 @@ ORDER = 50
 
 FAMILY_COLUMNS = {
     "family": "field family",
-    "best": "best cell PSNR (dB)",
+    "final": "final cell PSNR (dB)",
+    "best": "grid's best cell PSNR (dB)",
     "baseline": "best baseline PSNR (dB)",
-    "gain": "gain over baseline (dB)",
+    "gain": "final cell's gain over baseline (dB)",
     "method": "baseline method",
     "limit": "family-aware fit: attainable limit (dB)",
+    "stored": "stored-data ablation PSNR (dB)",
     "fixedq": "fixed-query ablation PSNR (dB)",
 }
 RANKING_COLUMNS = {
@@ -48,6 +50,8 @@ def render(ctx: ReportContext) -> str | None:
         return None
     s = ctx.read_json(root / "summary.json")
     fixedq = s.get("fixed_query_ablation_psnr_by_family") or {}
+    stored = s.get("stored_data_ablation_psnr_by_family") or {}
+    final = (s.get("final_cell") or {}).get("psnr_by_family") or {}
     families = pd.DataFrame(
         {
             "family": list(s["best_psnr_by_family"]),
@@ -55,9 +59,12 @@ def render(ctx: ReportContext) -> str | None:
             "baseline": [s["best_baseline_psnr_by_family"][f] for f in s["best_psnr_by_family"]],
             "method": [s["best_baseline_method_by_family"][f] for f in s["best_psnr_by_family"]],
             "fixedq": [fixedq.get(f) for f in s["best_psnr_by_family"]],
+            "stored": [stored.get(f) for f in s["best_psnr_by_family"]],
+            "final": [final.get(f) for f in s["best_psnr_by_family"]],
         }
     )
-    families["gain"] = families["best"] - families["baseline"]
+    shown = families["final"] if final else families["best"]
+    families["gain"] = shown - families["baseline"]
     if s.get("family_fit_psnr_by_family"):  # told the family; never one of the baselines
         families["limit"] = [s["family_fit_psnr_by_family"].get(f) for f in families["family"]]
     ranking = None
@@ -77,8 +84,9 @@ def render(ctx: ReportContext) -> str | None:
             caption=f"top {min(len(frame), ctx.max_thumbnails)} of {len(frame)} cells by PSNR",
         )  # fmt: skip
     samples = []
-    for cell in dict.fromkeys([s["best_cell"], "baseline", "fixedq"]):
-        grids = sorted((root / "cells" / cell).glob("seed*/samples.png"))
+    for cell in dict.fromkeys(["final", s["best_cell"], "baseline", "fixedq"]):
+        folder = root / "final" if cell == "final" else root / "cells" / cell
+        grids = sorted(folder.glob("seed*/samples.png"))
         if grids:
             samples.append(ctx.figure(grids[0], f"{cell}: observed / truth / prediction / error"))
     targets = [
@@ -93,9 +101,17 @@ def render(ctx: ReportContext) -> str | None:
         s=s,
         n_families=len(families),
         targets=targets,
-        families=frame_table(families, FAMILY_COLUMNS, headline="best", sort_by="gain"),
+        families=frame_table(
+            families, FAMILY_COLUMNS, headline="final" if final else "best", sort_by="gain"
+        ),
         ranking=ranking,
         matrix=matrix,
         heatmap=ctx.figure(root / "improvement_heatmap.png", "PSNR gain over the baseline cell"),
+        curve=ctx.figure(
+            root / "learning_curve.png",
+            "learning curve: PSNR against training examples seen (baseline cell, final cell)",
+        )
+        if (root / "learning_curve.png").exists()
+        else None,
         samples=samples,
     )
