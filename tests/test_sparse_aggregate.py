@@ -15,7 +15,8 @@ from reconlab.report.sections import sparse as report_section
 from reconlab.sparse.aggregate import aggregate
 
 # mean test PSNR per cell (dB); val is 0.5 dB lower; seeds 0/1 add -0.1/+0.1
-CELLS = {"baseline": 20.0, "ema": 22.0, "adaln": 19.0, "adaln+ema": 23.0, "fixedq": 10.0}
+CELLS = {"baseline": 20.0, "ema": 22.0, "adaln": 19.0, "adaln+ema": 23.0, "fixedq": 10.0,
+         "stored": 19.5}  # fmt: skip
 FAMILY_OFFSET = {"sinusoid": 1.0, "radial": -1.0}
 
 
@@ -24,6 +25,11 @@ def _split(psnr: float) -> dict:
         "all": {"psnr": psnr, "psnr_unclamped": psnr, "mse": 0.01, "mae": 0.05, "corr": 0.9},
         "by_family": {f: {"psnr": psnr + d} for f, d in FAMILY_OFFSET.items()},
     }
+
+
+def _point(step, psnr):
+    by_family = {f: psnr + d for f, d in FAMILY_OFFSET.items()}
+    return {"step": step, "examples": 4 * step, "psnr": psnr, "psnr_by_family": by_family}
 
 
 def _write(path, obj):
@@ -37,7 +43,21 @@ def grid(tmp_path):
         for seed, jitter in ((0, -0.1), (1, 0.1)):
             run = {"test": _split(psnr + jitter), "val": _split(psnr - 0.5 + jitter)}
             run.update(train_seconds=2.0, parameters=1000, started=seed, finished=10 + seed)
+            run.update(cell=cell, seed=seed)
+            if cell == "baseline":  # the learning curve's first cell
+                run["curve"] = [_point(10, 15.0 + jitter), _point(20, psnr + jitter)]
             _write(tmp_path / "cells" / cell / f"seed{seed}" / "metrics.json", run)
+            final = {
+                "test": _split(31.0 + jitter),
+                "val": _split(30.5 + jitter),
+                "cell": "adaln+ema",
+            }
+            final.update(
+                seed=seed, techniques=["adaln", "ema"], train_seconds=30.0, parameters=1000
+            )
+            final.update(started=20, finished=50 + seed, curve=[_point(40, 25.0), _point(80, 31.0)])
+            final["config"] = {"train": {"steps": 80, "batch_size": 4}, "model": {"width": 32}}
+            _write(tmp_path / "final" / f"seed{seed}" / "metrics.json", final)
     rounds = [
         {"round": 1, "cells": ["baseline", "ema", "adaln"], "best_so_far": "ema"},
         {"round": 2, "cells": ["adaln+ema"], "best_so_far": "adaln+ema"},
@@ -59,16 +79,27 @@ def test_aggregate_writes_every_table_and_the_dvc_metrics(grid):
     section = {
         "grid": {
             "rounds": 2, "seeds": [0, 1], "fixed_query_ablation": True,
+            "stored_data_ablation": True,
             "eval_split": "test", "select_split": "val",
         }
     }  # fmt: skip
     out = grid / "results" / "sparse"
-    s = aggregate(section, grid / "rounds", grid / "cells", grid / "baselines.json",
+    rounds = [grid / "rounds" / f"round{k}.json" for k in (1, 2)]
+    cells = sorted(grid.glob("cells/*/seed*/metrics.json"))
+    final = sorted(grid.glob("final/seed*/metrics.json"))
+    s = aggregate(section, rounds, cells, final, grid / "baselines.json",
                   grid / "overfit.json", out, grid / "sparse.json")  # fmt: skip
 
     with open(out / "performance_matrix.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["cell"] for r in rows] == ["adaln+ema", "ema", "baseline", "adaln", "fixedq"]
+    assert [r["cell"] for r in rows] == [
+        "adaln+ema",
+        "ema",
+        "baseline",
+        "stored",
+        "adaln",
+        "fixedq",
+    ]
     assert float(rows[0]["psnr"]) == 23.0 and float(rows[0]["psnr_std"]) == pytest.approx(0.1414)
     assert rows[0]["round"] == "2" and rows[0]["psnr_sinusoid"] == "24.0"
 
@@ -90,15 +121,38 @@ def test_aggregate_writes_every_table_and_the_dvc_metrics(grid):
     assert s["families_above_best_baseline"] == 1  # sinusoid 24 > 21; radial 22 < 25
     assert s["fixed_query_ablation_psnr"] == 10.0 and s["fixed_query_ablation_collapsed"] is False
     assert s["beneficial_techniques"] == ["ema"] and s["seeds"] == [0, 1]
-    assert s["grid_train_seconds"] == 20.0 and s["grid_wall_s"] == 11.0  # 5 cells x 2 seeds
+    assert s["grid_train_seconds"] == 24.0 and s["grid_wall_s"] == 11.0  # 6 cells x 2 seeds
+    assert s["stored_data_ablation_psnr"] == 19.5
+    # the final cell, apart from the grid's best: adaln+ema retrained, 31 dB
+    f = s["final_cell"]
+    assert f["from_cell"] == "adaln+ema" and f["psnr"] == 31.0 and f["steps"] == 80
+    assert f["psnr_by_family"] == {"sinusoid": 32.0, "radial": 30.0}
+    assert f["margin_over_best_baseline_by_family"] == {"sinusoid": 11.0, "radial": 5.0}
+    assert s["targets"]["final_sinusoid_psnr_at_least_30db"] is True
+    assert s["targets"]["overfit_psnr_at_least_40db"] is False  # 35 dB
+    assert s["grid_targets"]["sinusoid_psnr_at_least_30db"] is False  # the grid's best: 24 dB
+    assert s["study_wall_s"] == 51.0
+    with open(out / "learning_curve.csv") as fh:
+        curve = list(csv.DictReader(fh))
+    assert [(r["cell"], r["examples"]) for r in curve] == [
+        ("baseline", "40"),
+        ("baseline", "80"),
+        ("final", "160"),
+        ("final", "320"),
+    ]
+    assert float(curve[-1]["psnr_radial"]) == 30.0
+    assert s["learning_curve_endpoints"]["final"]["psnr"] == 31.0
     assert json.loads((out / "summary.json").read_text()) == s
 
     m = json.loads((grid / "sparse.json").read_text())
     assert m["best_psnr"] == 23.0 and m["overfit_psnr"] == 35.0
     assert m["family_fit_psnr_sinusoid"] == 40.0 and "family_fit_psnr_radial" not in m
     assert m["best_baseline_psnr_sinusoid"] == 21.0 and m["compute"]["precision"] == "unknown"
+    assert m["final_psnr_sinusoid"] == 32.0 and m["final_psnr_radial"] == 30.0
+    assert m["curve_final_examples"] == 320 and m["curve_baseline_psnr"] == 20.0
+    assert m["stored_data_ablation_psnr"] == 19.5
 
     html = report_section.render(ReportContext(grid / "results", grid))
     assert "adaln+ema" in html and "no closed form" in html  # the limit column says why not
-    assert "NOT met" in html  # sinusoid 24 dB < 30 dB
-    assert html.count("data:image/") == 1  # the heatmap (no cell wrote sample grids here)
+    assert "NOT met" in html  # the overfit check: 35 dB < 40 dB
+    assert html.count("data:image/") == 2  # heatmap and learning curve (no sample grids here)
