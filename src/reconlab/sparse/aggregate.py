@@ -16,6 +16,7 @@ from reconlab.sparse.grid import (
     STORED,
     ablation_cells,
     cell_techniques,
+    group_by_cell,
     score_cells,
     technique_ranking,
 )
@@ -288,8 +289,6 @@ def aggregate(
     scalars to ``metrics_out``. ``rounds``: the round records in order; ``cells``: metrics.json
     of every grid and ablation cell and seed; ``final``: the final cell's, one per seed.
     Raises ValueError naming a cell of the records or an ablation that has no metrics."""
-    from reconlab.sparse.study import group_by_cell
-
     out, g = Path(out), section["grid"]
     records = [read_json(p) for p in rounds]
     round_of = {c: r["round"] for r in records for c in r["cells"]}

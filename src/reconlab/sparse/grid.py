@@ -161,6 +161,17 @@ def decide_round(
     }
 
 
+def group_by_cell(paths) -> dict[str, list[dict]]:
+    """Cell metrics files -> {cell: [seed metrics, in seed order]}."""
+    from reconlab.io import read_json
+
+    out: dict[str, list[dict]] = {}
+    for path in paths:
+        m = read_json(path)
+        out.setdefault(m["cell"], []).append(m)
+    return {c: sorted(runs, key=lambda r: r["seed"]) for c, runs in out.items()}
+
+
 def pooled_std(scores: Mapping[str, dict]) -> float | None:
     """Seed-to-seed spread pooled over every cell with two or more seeds (root mean variance)."""
     variances = [s["std"] ** 2 for s in scores.values() if s.get("n", 0) >= 2]

@@ -20,6 +20,7 @@ from reconlab.sparse.grid import (
     decide_round,
     eval_splits,
     first_round,
+    group_by_cell,
 )
 
 log = logging.getLogger(__name__)
@@ -172,15 +173,6 @@ def round_cells(section: Mapping, k: int, previous: Mapping | None) -> list[str]
     if previous is None:
         raise ValueError(f"sparse: round {k} needs round {k - 1}'s record")
     return list(previous["next"])
-
-
-def group_by_cell(paths) -> dict[str, list[dict]]:
-    """Cell metrics files -> {cell: [seed metrics, in seed order]}."""
-    out: dict[str, list[dict]] = {}
-    for path in paths:
-        m = read_json(path)
-        out.setdefault(m["cell"], []).append(m)
-    return {c: sorted(runs, key=lambda r: r["seed"]) for c, runs in out.items()}
 
 
 def run_round(
