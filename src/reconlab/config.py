@@ -251,6 +251,7 @@ class DecoderConfig:
     weight_decay: float = 0.0
     warmup_frac: float = 0.05  # fraction of all steps with a linear warmup, then cosine decay
     min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
+    threads: int | None = None  # intra-op CPU threads (the rule passes --threads); None: all cores
     loss: dict = dataclasses.field(default_factory=lambda: {"l1": 1.0, "mse": 0.0, "ssim": 0.0})
     grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (fp16: GradScaler on CUDA; bf16 on CPU)

@@ -23,14 +23,14 @@ rule train_decoder:
         backbone="[A-Za-z0-9_]+",
     conda:
         "../envs/reconlab.yaml"
-    threads: workflow.cores
+    threads: config["decoder"]["threads"] or workflow.cores
     resources:
         mem_mb=4000,
         runtime=240,
         gpu=DECODER_GPU,
     params:
         # Without its evaluation-only keys: editing those never retrains.
-        cfg=section("decoder", drop=DECODER_EVAL_KEYS),
+        cfg=section("decoder", drop=(*DECODER_EVAL_KEYS, "threads")),
         code=code("train-decoder"),
         out=subpath(output.model, parent=True),
     shell:
@@ -70,13 +70,13 @@ rule evaluate_decoder:
         backbone="[A-Za-z0-9_]+",
     conda:
         "../envs/reconlab.yaml"
-    threads: workflow.cores
+    threads: config["decoder"]["threads"] or workflow.cores
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=DECODER_GPU,
     params:
-        cfg=section("decoder"),
+        cfg=section("decoder", drop=["threads"]),
         code=code("evaluate-decoder"),
         out=subpath(output.metrics, parent=True),
     shell:

@@ -79,7 +79,7 @@ rule evaluate_tokenizer:
         variant="f[0-9]+[A-Za-z0-9.-]+",
     conda:
         "../envs/reconlab.yaml"
-    threads: workflow.cores
+    threads: config["tokenizer"]["eval"]["threads"] or workflow.cores
     resources:
         mem_mb=8000,
         runtime=60,
