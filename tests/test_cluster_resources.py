@@ -36,7 +36,8 @@ def planned_resources(project, *args: str) -> dict[str, dict[str, str]]:
 def test_resources_follow_params(project):
     # CPU configuration, threads set in params; the same with config/gpu.yaml on top.
     (project / "config/threads.yaml").write_text(
-        "features: {threads: 1}\nsparse: {train: {threads: 2}}\n"
+        "features: {threads: 1}\nsparse: {train: {threads: 2}}\ndecoder: {threads: 3}\n"
+        "tokenizer: {eval: {threads: null}}\n"
     )
     cpu = planned_resources(project, *SMOKE, "config/threads.yaml", "--cores", "4")
     gpu = planned_resources(project, *SMOKE, "config/gpu.yaml")
@@ -45,6 +46,8 @@ def test_resources_follow_params(project):
         assert gpu[rule]["gpu"] == "1", rule
     assert "gpu" not in gpu["summarize_features"]
     assert (cpu["cache_features"]["threads"], cpu["sparse_cell"]["threads"]) == ("1", "2")
+    assert cpu["train_decoder"]["threads"] == cpu["evaluate_decoder"]["threads"] == "3"
+    assert cpu["evaluate_tokenizer"]["threads"] == "4"  # null: every core of --cores 4
     # Two rules in full: what test_cluster.py finds in the scheduler's allocation.
     assert {k: cpu["train_decoder"][k] for k in ("runtime", "mem_mb")} == {
         "runtime": "240",
