@@ -27,7 +27,11 @@ def make_dataset(n: int = 4, grid: int = 2, dim: int = 32, patch: int = 14, seed
 
 
 def tiny_cfg(**overrides) -> DecoderConfig:
-    base = DecoderConfig(width=16, batch_size=2, epochs=2, checkpoint_every=2, eval_batch_size=4)
+    # fp32: the loop's logic does not depend on precision, and `auto` (bf16 on this CPU class)
+    # runs these tiny convolutions ~3x slower; the smoke run trains under `auto`
+    base = DecoderConfig(
+        width=16, batch_size=2, epochs=2, checkpoint_every=2, eval_batch_size=4, precision="fp32"
+    )
     return dataclasses.replace(base, **overrides)
 
 
