@@ -125,3 +125,12 @@ def test_no_networks_means_not_computed_with_the_key():
     r = frechet_scores(nets, s, FRECHET)
     assert r["fid"] == "not computed: tokenizer.eval.frechet.inception_weights is 'none'"
     assert r["fdd"] == "not computed: tokenizer.eval.frechet.backbone is null"
+
+
+def test_metrics_carry_the_value_its_sample_count_or_the_reason():
+    from reconlab.tokenizer.plots import frechet_metrics
+
+    r = {"fid": 1.25, "fid_samples": 8, "fid_untrained": True, "fdd": "not computed: why"}
+    assert frechet_metrics(r) == {
+        "fid": 1.25, "fid_samples": 8, "fid_untrained": True, "fdd": "not computed: why",
+    }  # fmt: skip

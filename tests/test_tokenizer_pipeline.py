@@ -142,6 +142,7 @@ def test_evaluation_jpeg_and_summary(prepared, trained, tmp_path):
     v = m["variants"]["f4x4-K16"]
     assert v["bpp"] == pytest.approx(0.25) and "beats_jpeg" in v and "codebook_usage_test" in v
     assert 0 < v["codebook_usage_train"] <= 100
+    assert v["fid"] == r64["fid"] and v["fdd"] == r64["fdd"]  # not computed here, with the reason
     assert (out / "psnr_vs_bpp.png").stat().st_size > 0
     assert (out / "resolution_scaling.png").stat().st_size > 0
     assert len(read_csv(out / "summary.csv")) == 2

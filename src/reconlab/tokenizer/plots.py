@@ -159,6 +159,9 @@ def summarize_tokenizer(
         if train_log.exists():  # usage over the whole train split, at the end of training
             final = read_json(train_log)["final"]["train"]
             out["variants"][key]["codebook_usage_train"] = round(final["codebook_usage"], 2)
+        out["variants"][key].update(
+            frechet_metrics(read_json(results / variant / f"eval_{ref}.json"))
+        )
     out["compute"] = summarize_compute(
         read_json(results / v / f"eval_{res}.json")
         for v in cfg.variants
@@ -171,6 +174,19 @@ def summarize_tokenizer(
             "bpp_native": round(r["bpp"], 5), "native_images": r["n_images"],
         })  # fmt: skip
     write_json(metrics, out)
+    return out
+
+
+def frechet_metrics(r: dict) -> dict:
+    """FID/FDD of one ``eval_*.json`` for the metrics: value (or its "not computed" reason),
+    sample count and whether the network was untrained."""
+    out = {}
+    for name in ("fid", "fdd"):
+        value = r.get(name, "not computed: not in this result")
+        out[name] = float(f"{value:.6g}") if isinstance(value, float) else value  # 6 digits
+        if isinstance(value, float):
+            out[f"{name}_samples"] = r[f"{name}_samples"]
+            out[f"{name}_untrained"] = r[f"{name}_untrained"]
     return out
 
 
