@@ -191,7 +191,7 @@ def test_commands_that_only_read_results_do_not_import_torch():
     light = [
         "reconlab.decoder.summary",
         "reconlab.diagnostics.summary",
-        "reconlab.tokenizer.plots",
+        "reconlab.tokenizer.summary",
         "reconlab.sparse.aggregate",
         "reconlab.sparse.grid",
         "reconlab.data.summary",

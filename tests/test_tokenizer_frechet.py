@@ -128,7 +128,7 @@ def test_no_networks_means_not_computed_with_the_key():
 
 
 def test_metrics_carry_the_value_its_sample_count_or_the_reason():
-    from reconlab.tokenizer.plots import frechet_metrics
+    from reconlab.tokenizer.summary import frechet_metrics
 
     r = {"fid": 1.25, "fid_samples": 8, "fid_untrained": True, "fdd": "not computed: why"}
     assert frechet_metrics(r) == {

@@ -15,7 +15,7 @@ from reconlab.io import read_csv, read_json
 from reconlab.tokenizer.evaluate import evaluate_tokenizer, jpeg_baseline
 from reconlab.tokenizer.losses import build_perceptual, tokenizer_loss
 from reconlab.tokenizer.model import build_tokenizer
-from reconlab.tokenizer.plots import summarize_tokenizer
+from reconlab.tokenizer.summary import summarize_tokenizer
 from reconlab.tokenizer.train import load_model, train_tokenizer
 
 TINY = {

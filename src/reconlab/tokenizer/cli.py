@@ -83,7 +83,7 @@ def _jpeg(args: argparse.Namespace) -> int:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from reconlab.tokenizer.plots import summarize_tokenizer
+    from reconlab.tokenizer.summary import summarize_tokenizer
 
     cfg = _config(args)
     metrics = summarize_tokenizer(cfg, args.results, args.jpeg, args.metrics, args.figures)

@@ -35,7 +35,7 @@ from reconlab.tokenizer.native import evaluate_native, native_photos
 from reconlab.tokenizer.photos import load_split_photos, square_resize
 from reconlab.tokenizer.recon import ReconWriter, reference_resolution, write_jpeg_images
 from reconlab.tokenizer.tiling import round_trip
-from reconlab.tokenizer.train import evaluate_crops, load_model, load_split
+from reconlab.tokenizer.train import evaluate_crops, load_crops, load_model
 
 log = logging.getLogger(__name__)
 JPEG_COLUMNS = ("resolution", "quality", "bpp", "psnr", "psnr_capped", "ssim", "n_images")
@@ -139,7 +139,7 @@ def evaluate_tokenizer(
         set_threads(cfg.train["threads"])
     model = load_model(model_path, device)
     images_dir = Path(manifest).parent / "images"
-    split = evaluate_crops(model, load_split(images_dir, "test"), device)
+    split = evaluate_crops(model, load_crops(images_dir, "test"), device)
     write_json(out_dir / "test_split.json", {"variant": model.spec.name, "split": "test", **split})
     photos = load_test_photos(manifest, data_source)
     nets = build_frechet_nets(cfg.eval["frechet"], fdd_backbone)

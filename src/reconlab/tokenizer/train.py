@@ -80,7 +80,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> Tokenize
     return model.to(device).eval()
 
 
-def load_split(images_dir: str | Path, split: str) -> torch.Tensor:
+def load_crops(images_dir: str | Path, split: str) -> torch.Tensor:
     """All crops of one split as a uint8 tensor (N, 3, S, S)."""
     files = sorted((Path(images_dir) / split).glob("*.png"))
     if not files:
@@ -187,7 +187,7 @@ def train_tokenizer(
     # -- data, model, loss, optimizer ---------------------------------------------------------
     mc = model_config(variant, cfg)
     model = build_from_config(mc).to(device)
-    train_data, val_data = load_split(images_dir, "train"), load_split(images_dir, "val")
+    train_data, val_data = load_crops(images_dir, "train"), load_crops(images_dir, "val")
     manifest = Path(images_dir).parent / "manifest.csv"
     photos = to_chw(load_split_photos(manifest, data_source, "train", t["max_side"]))
     crop = train_crop(t["crop"], model.spec.factor)
