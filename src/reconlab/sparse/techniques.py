@@ -14,7 +14,7 @@ adaln          model: AdaLN-Zero time conditioning in the query blocks
 self_cond      model + loss: previous clean estimate as an extra input (half the steps)
 ema            training: evaluate an exponential moving average of the weights
 cosine_t       loss + sampling: t concentrated near 0 and 1, cosine-spaced ODE grid
-clip_warmup    training: linear warm-up of the learning rate and gradient-norm clipping
+clip_warmup    training: linear LR warm-up, then cosine decay; gradient-norm clipping
 droppath       model: stochastic depth on every residual branch
 wave_prior     model: least-squares fits of 1..``waves`` plane or circular waves join the GP prior's
                candidates (``kernel_prior: waves``; :mod:`reconlab.sparse.waves`)
