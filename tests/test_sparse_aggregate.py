@@ -10,9 +10,11 @@ import json
 
 import pytest
 
+from reconlab.figures import read_audit
 from reconlab.report.context import ReportContext
 from reconlab.report.sections import sparse as report_section
 from reconlab.sparse.aggregate import aggregate
+from reconlab.sparse.curve import learning_curve_figure
 
 # mean test PSNR per cell (dB); val is 0.5 dB lower; seeds 0/1 add -0.1/+0.1
 CELLS = {"baseline": 20.0, "ema": 22.0, "adaln": 19.0, "adaln+ema": 23.0, "fixedq": 10.0,
@@ -156,3 +158,17 @@ def test_aggregate_writes_every_table_and_the_dvc_metrics(grid):
     assert "adaln+ema" in html and "no closed form" in html  # the limit column says why not
     assert "NOT met" in html  # the overfit check: 35 dB < 40 dB
     assert html.count("data:image/") == 2  # heatmap and learning curve (no sample grids here)
+
+
+def test_learning_curve_figure_on_less_than_a_decade_has_no_overlapping_ticks(tmp_path):
+    # The smoke run's curve spans 4..32 examples: matplotlib would label the minor ticks
+    # (4x10^0, 6x10^0, ...) and they overlap; the figure shows decade labels only.
+    families = ["sinusoid", "multi_freq", "radial", "interference", "modulated", "composite"]
+    rows = [
+        {"cell": c, "examples": n, "psnr": 14 + n / 40, **{f"psnr_{f}": 14.0 for f in families}}
+        for c, ns in (("baseline", (4, 12, 24)), ("final", (8, 16, 32)))
+        for n in ns
+    ]
+    learning_curve_figure(tmp_path / "curve.png", rows, families, "learning curve")
+    audit = read_audit(tmp_path / "curve.png")
+    assert audit["overlapping_ticks"] == [] and audit["small_text"] == []

@@ -53,6 +53,8 @@ def learning_curve_figure(
 ) -> None:
     """Panels 'all families' + one per family: PSNR (dB) against examples seen (log axis),
     one line per cell."""
+    from matplotlib.ticker import NullFormatter
+
     plt = pyplot()
     panels = ["all", *families]
     cols = 4
@@ -68,6 +70,8 @@ def learning_curve_figure(
             pts = [r for r in rows if r["cell"] == cell]
             ax.plot([r["examples"] for r in pts], [r[key] for r in pts], marker="o", label=cell)
         ax.set_xscale("log")
+        # Decade labels only: minor labels (4x10^0, 6x10^0) overlap on a short axis.
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title("mean of all families" if panel == "all" else panel)
         ax.set_xlabel("training examples seen")
         ax.set_ylabel("PSNR (dB)")
