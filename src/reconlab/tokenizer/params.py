@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+
+from reconlab.config import canonical_json
 
 
 def frechet_backbone(features: Mapping, backbone_id: str | None) -> dict | None:
@@ -25,4 +26,4 @@ def frechet_backbone(features: Mapping, backbone_id: str | None) -> dict | None:
 def fdd_backbone_json(config: Mapping) -> str:
     """:func:`frechet_backbone` of the configuration as canonical JSON (``null`` for no FDD)."""
     entry = frechet_backbone(config["features"], config["tokenizer"]["eval"]["frechet"]["backbone"])
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"))
+    return canonical_json(entry)
