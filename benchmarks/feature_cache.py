@@ -12,6 +12,9 @@ cast to the cache dtype (bf16) as they are stored.
 
 ``roofline_frac`` is the achieved FLOP rate (FLOPs per image x img/s) over the matmul peak
 measured here in the resolved precision: how close to the machine's limit the extractor runs.
+``ceiling`` is that peak over the plain loop's achieved FLOP rate: the largest speedup any
+extractor could reach in the resolved precision on this machine (every FLOP at the matmul
+peak). A speedup target above it needs a faster unit (AMX, a GPU) or fewer FLOPs, not code.
 No bf16 peak is measured where bf16 is not the resolved precision (on CPUs without native bf16
 that alone would take minutes).
 
@@ -22,7 +25,7 @@ LayerScale gammas are set to ``--layerscale`` (default 0.5; trained DINOv2 value
 0.1-1) before saving: every block then really contributes and the cosine means something.
 ``--weights FILE`` uses a real checkpoint instead.
 
-Ends with: RESULT plain_img_s=.. reconlab_img_s=.. speedup=.. roofline_frac=.. cosine=..
+Ends with: RESULT plain_img_s=.. reconlab_img_s=.. speedup=.. ceiling=.. roofline_frac=.. cosine=..
             tflops=.. peak_tflops=.. precision=<resolved> capability=<CPU class or GPU>
 """
 
@@ -176,16 +179,18 @@ def main() -> None:
     peak = matmul_peak_tflops(extractor.dtype)
     peak_fp32 = peak if extractor.dtype == torch.float32 else matmul_peak_tflops(torch.float32)
     achieved = flops * reconlab_img_s / 1e12
+    plain_tflops = flops * plain_img_s / 1e12
     print(f"min per-token cosine {cosine.min():.5f}; {flops / 1e9:.2f} GFLOP per image")
     print(
         f"precision {compute['precision']} ({extractor.precision.reason}); measured matmul peak "
         f"{peak:.3f} TFLOP/s in it, fp32 {peak_fp32:.3f}; plain loop achieved "
-        f"{flops * plain_img_s / 1e12:.3f} TFLOP/s ({flops * plain_img_s / 1e12 / peak_fp32:.2f} "
+        f"{plain_tflops:.3f} TFLOP/s ({plain_tflops / peak_fp32:.2f} "
         f"of the fp32 peak), reconlab {achieved:.3f}"
     )
     print(
         f"RESULT plain_img_s={plain_img_s:.2f} reconlab_img_s={reconlab_img_s:.2f} "
-        f"speedup={reconlab_img_s / plain_img_s:.2f} roofline_frac={achieved / peak:.2f} "
+        f"speedup={reconlab_img_s / plain_img_s:.2f} ceiling={peak / plain_tflops:.2f} "
+        f"roofline_frac={achieved / peak:.2f} "
         f"cosine={cosine.mean():.5f} tflops={achieved:.3f} peak_tflops={peak:.3f} "
         f"{result_suffix(compute)}"
     )

@@ -98,6 +98,28 @@ def test_random_inception_file_round_trips_into_torchmetrics_fid(tmp_path):
     assert file_id.startswith("sha256:")
 
 
+def test_inception_runs_once_per_patch_and_its_features_give_torchmetrics_fid(tmp_path):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from reconlab.tokenizer.frechet import inception_fid
+    from reconlab.weights import inception_weights_file
+
+    path, _ = inception_weights_file("random", tmp_path, "test.inception", seed=3)
+    metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(path))
+    calls = []
+    metric.inception.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    gen = torch.Generator().manual_seed(0)
+    t = [torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8, generator=gen) for _ in range(3)]
+    r = [(x // 2 + 60).to(torch.uint8) for x in t]
+    value, ft, fr = inception_fid(metric, t, r)
+    assert calls == [3, 3]  # one pass over the targets, one over the reconstructions
+    with torch.inference_mode():
+        assert torch.equal(ft, metric.inception(torch.cat(t)).double())
+        assert torch.equal(fr, metric.inception(torch.cat(r)).double())
+    assert ft.shape == fr.shape == (3, 2048)
+    assert value == pytest.approx(frechet_distance(fr, ft), rel=1e-3, abs=1e-9)
+
+
 @pytest.mark.slow
 def test_fid_and_fdd_from_random_weights_are_computed_and_marked_untrained():
     nets = build_frechet_nets(

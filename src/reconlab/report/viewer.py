@@ -168,13 +168,6 @@ def _colour(values: np.ndarray, cmap: str, lo: float, hi: float, mask: np.ndarra
     return rgb
 
 
-def _psnr(pred: np.ndarray, truth: np.ndarray) -> float:
-    """PSNR (dB) of one field, prediction clamped to [0, 1]: the sparse study's definition."""
-    from reconlab.evaluation.image_metrics import psnr_per_image
-
-    return float(psnr_per_image(np.clip(pred, 0, 1)[None], np.asarray(truth)[None])[0])
-
-
 def sparse_group(results: Path, assets: Assets) -> dict | None:
     root = results / "sparse"
     if not (root / "summary.json").exists() or not (root / "baseline_samples.npz").exists():
@@ -207,9 +200,9 @@ def sparse_group(results: Path, assets: Assets) -> dict | None:
                   note=f"{int(mask.sum())} of {mask.size} pixels"),
             _tile("truth", truth_id, error=zero),
             _tile(f"best cell: {s['best_cell']}", assets.add_png(_colour(pred_cell, "viridis", 0, 1)),
-                  truth_id, _psnr(pred_cell, truth), error=err(pred_cell)),
+                  truth_id, float(cell["psnr_pred"][i]), error=err(pred_cell)),
             _tile(f"best baseline: {method}", assets.add_png(_colour(pred_base, "viridis", 0, 1)),
-                  truth_id, _psnr(pred_base, truth), error=err(pred_base)),
+                  truth_id, float(base[f"psnr_pred_{method}"][i]), error=err(pred_base)),
         ]})  # fmt: skip
     return {"id": "sparse", "title": "Sparse query: observed / truth / best cell / best baseline",
             "images": images}  # fmt: skip

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from reconlab.evaluation.image_metrics import psnr_per_image
 from reconlab.figures import pyplot, save_figure
 
 
@@ -19,6 +18,8 @@ def sample_grid(
     title: str,
 ) -> None:
     """One row per field: observed pixels / truth / prediction (clamped) / |error|, two colorbars."""
+    from reconlab.evaluation.image_metrics import psnr_per_image  # torchmetrics: ~3 CPU-s import
+
     plt = pyplot()
     n = len(truth)
     fig, axes = plt.subplots(

@@ -42,11 +42,17 @@ def one_per_family(family: np.ndarray) -> np.ndarray:
 def save_samples(path: Path, truth: np.ndarray, preds: Mapping[str, np.ndarray],
                  masks: np.ndarray, labels: list[str]) -> None:  # fmt: skip
     """The sample fields of a grid as arrays for the report's viewer: ``truth`` (n, H, W),
-    each of ``preds`` (n, H, W), ``masks`` (n, k) observed pixel indices, ``labels`` (n,)."""
+    each of ``preds`` (n, H, W), ``masks`` (n, k) observed pixel indices, ``labels`` (n,), and
+    ``psnr_<pred key>`` (n,): each prediction's PSNR in dB, clamped to [0, 1] first (the
+    study's definition), so the report shows the study's numbers without recomputing them."""
+    from reconlab.evaluation.image_metrics import psnr_per_image
     from reconlab.io import atomic_path
 
+    psnr = {
+        f"psnr_{k}": np.asarray(psnr_per_image(np.clip(v, 0, 1), truth)) for k, v in preds.items()
+    }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, truth=truth, masks=masks, labels=np.array(labels), **preds)
+        np.savez_compressed(f, truth=truth, masks=masks, labels=np.array(labels), **preds, **psnr)
 
 
 def run_cell(cfg: Mapping, cell: str, seed: int, fields_dir: str | Path, out: str | Path) -> dict:

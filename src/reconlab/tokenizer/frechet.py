@@ -135,13 +135,27 @@ def batches(samples: list[torch.Tensor], size: int = 32) -> list[torch.Tensor]:
 
 @torch.inference_mode()
 def inception_fid(metric: nn.Module, t: list, r: list) -> tuple[float, torch.Tensor, torch.Tensor]:
-    """(torchmetrics FID of r against t, target features, reconstruction features)."""
+    """(torchmetrics FID of r against t, target features, reconstruction features).
+
+    The per-sample features (for the bootstrap) are the ones ``metric.update`` computes, read
+    by a forward hook on its Inception: each patch passes through the network once, not twice.
+    """
     metric.reset()
-    feats_t, feats_r = [], []
-    for real, samples, feats in ((True, t, feats_t), (False, r, feats_r)):
-        for x in batches(samples):
-            metric.update(x, real=real)
-            feats.append(metric.inception(x).double())
+    feats_t: list[torch.Tensor] = []
+    feats_r: list[torch.Tensor] = []
+    sink = feats_t
+
+    def keep(_module, _inputs, output) -> None:
+        sink.append(output.double())
+
+    hook = metric.inception.register_forward_hook(keep)
+    try:
+        for real, samples, feats in ((True, t, feats_t), (False, r, feats_r)):
+            sink = feats
+            for x in batches(samples):
+                metric.update(x, real=real)
+    finally:
+        hook.remove()
     return float(metric.compute()), torch.cat(feats_t), torch.cat(feats_r)
 
 
