@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -102,21 +103,47 @@ def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path / "project")
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` once per test run, shared by every pytest-xdist worker.
+
+    The first worker to ask builds it under a file lock in the run's common temporary folder
+    (pytest-xdist's documented pattern for session data); the others wait for the lock and reuse
+    the result. Without xdist this is a plain once-per-session build.
+    """
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-of-<user>/pytest-<n>/, common to the run's workers
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            done.write_text(str(build(folder)))
+    return Path(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def tiny_feature_cache(tmp_path_factory) -> Path:
     """``prepared/`` (4 photos: 2 train, 1 val, 1 test crop) and ``cache/`` (a random-weight
-    ViT-S/14 at 28 px, 2-image shards), built once a session (treat read-only; copy to damage)."""
+    ViT-S/14 at 28 px, 2-image shards), built once a run (treat read-only; copy to damage)."""
     from reliability_files import make_feature_cache
 
-    return make_feature_cache(tmp_path_factory.mktemp("tiny_feature_cache"))
+    return built_once(tmp_path_factory, "tiny_feature_cache", make_feature_cache)
+
+
+def _smoke_run(folder: Path) -> Path:
+    dest = copy_project(folder / "project")
+    snakemake(dest, *SMOKE)
+    return dest
 
 
 @pytest.fixture(scope="session")
 def smoke_project(tmp_path_factory) -> Path:
-    """One project copy on which the smoke pipeline has already run (shared, treat read-only)."""
-    dest = copy_project(tmp_path_factory.mktemp("smoke") / "project")
-    snakemake(dest, *SMOKE)
-    return dest
+    """One project copy on which the smoke pipeline has already run, once a test run (shared by
+    every test and every xdist worker: treat read-only, take ``smoke_copy`` to change it)."""
+    return built_once(tmp_path_factory, "smoke", _smoke_run)
 
 
 @pytest.fixture

@@ -79,17 +79,19 @@ def test_round_trip_with_overlays_then_metrics_diff_of_the_baseline(smoke_copy, 
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "smoke is this repo's baseline")
 
+    # One number changed (the lowest JPEG quality of the baseline curve): only the JPEG
+    # baseline and what reads it rerun, and the diff shows each variant's gap to JPEG move.
     smoke = repo / "config/smoke.yaml"
-    smoke.write_text(smoke.read_text().replace("test: 2}", "test: 3}"))
-    assert planned_jobs(repo, *SMOKE) >= {"make_fields", "summarize_data"}
-    assert "prepare_images" not in planned_jobs(repo, *SMOKE)
+    smoke.write_text(smoke.read_text().replace("qualities: [5, 50, 90]", "qualities: [2, 50, 90]"))
+    assert planned_jobs(repo, *SMOKE) == {"jpeg_baseline", "summarize_tokenizer", "report"}
     snakemake(repo, *SMOKE)
     _reconlab(repo, "record", *SMOKE)
     assert json.loads(_dvc(repo, "status", "--json").stdout) == {}
     _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "three test fields per family")
+    _git(repo, "commit", "-qm", "JPEG curve from quality 2")
     diff = json.loads(_dvc(repo, "metrics", "diff", "HEAD~1", "--json").stdout)
-    change = diff["metrics/data.json"]["fields.count.test"]
-    assert (change["old"], change["new"]) == (2 * 6, 3 * 6)
+    moved = {k for k, v in diff["metrics/tokenizer.json"].items() if v["old"] != v["new"]}
+    assert {"variants.f4x4-K16.jpeg_delta_db", "variants.f4-FSQ3_3_3.jpeg_delta_db"} <= moved
+    assert "metrics/data.json" not in diff  # nothing upstream of the JPEG curve moved
     changed = {k for v in diff.values() for k in v}
     assert not [k for k in changed if "wall" in k or k.endswith("_img_s")]
