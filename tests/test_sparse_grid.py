@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SMOKE, SMOKE_METRICS, snakemake, snakemake_plan
+from conftest import SMOKE, SMOKE_METRICS, snakemake_plan
 
 from reconlab.config import validate_params
 from reconlab.sparse.grid import (
@@ -113,9 +113,8 @@ def _jobs(project, *args):
     return jobs
 
 
-@pytest.mark.slow
-def test_checkpoint_rounds_on_a_tiny_grid(project):
-    snakemake(project, *SPARSE_TARGETS, *SMOKE)
+def test_checkpoint_rounds_on_a_tiny_grid(smoke_copy):
+    project = smoke_copy  # the smoke run's sparse study (its rounds ran as checkpoints)
     r = project / "results" / "sparse"
     r1 = json.loads((r / "rounds" / "round1.json").read_text())
     assert set(r1["cells"]) == {"baseline", "adaln", "ema"}

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 import yaml
-from conftest import SMOKE, metrics_file, planned_jobs, snakemake
+from conftest import SMOKE, metrics_file, planned_jobs
 
 TOKENIZER_JOBS = {"train_tokenizer", "evaluate_tokenizer", "jpeg_baseline", "summarize_tokenizer"}
 
 
-def _with_tokenizer_rules(project):
-    snakefile = project / "Snakefile"
-    text = snakefile.read_text()
-    if "tokenizer.smk" not in text:  # before the include lands in the Snakefile
-        text = text.replace(
-            'include: "workflow/rules/report.smk"',
-            'include: "workflow/rules/tokenizer.smk"\ninclude: "workflow/rules/report.smk"',
-        )
-        snakefile.write_text(text)
-    return project
-
-
-@pytest.mark.slow
-def test_tokenizer_rules_run_and_rerun_by_content(project):
-    p = _with_tokenizer_rules(project)
-    snakemake(p, *SMOKE, "--until", "summarize_tokenizer")
+def test_tokenizer_rules_run_and_rerun_by_content(smoke_copy):
+    p = smoke_copy  # the smoke run's tokenizer stage; edits below change only this copy
     metrics = json.loads(metrics_file(p, "tokenizer", *SMOKE).read_text())
     smoke = yaml.safe_load((p / "config/smoke.yaml").read_text())["tokenizer"]
     assert set(metrics["variants"]) == {v.replace(".", "_") for v in smoke["variants"]}
