@@ -22,6 +22,9 @@ rule sparse_cell:
     wildcard_constraints:
         cell=r"[a-z_+]+",
         seed=r"\d+",
+    # The greedy rounds are the workflow's longest chain of dependent jobs: started first, the
+    # other studies' jobs fill the cores the rounds leave free (critical-path-first scheduling).
+    priority: 1
     conda:
         "../envs/reconlab.yaml"
     threads: config["sparse"]["train"]["threads"]
@@ -127,6 +130,7 @@ rule sparse_final:
         "logs/benchmarks/sparse_final/final-seed{seed}.tsv"
     wildcard_constraints:
         seed=r"\d+",
+    priority: 1  # the end of the rounds' chain (see sparse_cell)
     conda:
         "../envs/reconlab.yaml"
     threads: config["sparse"]["train"]["threads"]
