@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import SMOKE, metrics_file, planned_jobs, run
 
-# The smoke run's backbones (config/offline.yaml's list); the decoder rules expand over them.
-BACKBONES = ["dinov2_s14", "dinov2_s14_reg", "dinov3_s16"]
+# The smoke run's backbones (config/smoke.yaml's list); the decoder rules expand over them.
+BACKBONES = ["dinov2_s14", "dinov3_s16"]
 
 
 def overlay(project: Path, name: str, text: str) -> list[str]:

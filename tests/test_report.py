@@ -190,7 +190,7 @@ def test_snakemake_report_has_every_study_figure_by_category(smoke_copy, tmp_pat
     for name in ("comparison.png", "loss_plot.png", "maps.png", "improvement_heatmap.png",
                  "psnr_vs_bpp.png", "resolution_scaling.png", "fields.png"):  # fmt: skip
         assert name in figures, name
-    assert figures.count("comparison.png") == 3  # one per backbone
+    assert figures.count("comparison.png") == 2  # one per smoke backbone
     for category in ("Data", "Feature inversion", "Tokenizer", "Sparse query",
                      "Dense-feature diagnostics"):  # fmt: skip
         assert category in page, category

@@ -122,7 +122,7 @@ def test_smoke_report_in_headless_chromium(smoke_project, browser):
         "return Array.from(document.querySelectorAll('#viewer-tiles .tile .metric'))"
         ".map(e => e.textContent);"
     )
-    assert len(tiles) == 4 and sum("PSNR" in t for t in tiles) == 3  # target + 3 backbones
+    assert len(tiles) == 3 and sum("PSNR" in t for t in tiles) == 2  # target + 2 backbones
 
     # slider: moving it changes the displayed image
     before = _stage_png(browser)
