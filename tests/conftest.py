@@ -89,12 +89,24 @@ def metrics_file(project: Path, stage: str, *args: str) -> Path:
     return project / metrics_dir(name) / f"{stage}.json"
 
 
+def _needs_smoke(item: pytest.Item) -> bool:
+    return bool({"smoke_project", "smoke_copy"} & set(getattr(item, "fixturenames", ())))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the smoke pipeline's outputs is slow, whatever its own marks say
-    (the run takes minutes), so ``pytest -m "not slow"`` never starts it."""
-    for item in items:
-        if {"smoke_project", "smoke_copy"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+    (the run takes minutes), so ``pytest -m "not slow"`` never starts it.
+
+    Order, for pytest-xdist (which hands each worker a contiguous share of this list): one smoke
+    test first, so the first worker starts the shared smoke run at once; every test that does not
+    need it next; the other smoke tests last, so no worker waits on the smoke run's lock while
+    tests that need no smoke run are still queued.
+    """
+    smoke = [item for item in items if _needs_smoke(item)]
+    for item in smoke:
+        item.add_marker(pytest.mark.slow)
+    rest = [item for item in items if not _needs_smoke(item)]
+    items[:] = smoke[:1] + rest + smoke[1:]
 
 
 @pytest.fixture

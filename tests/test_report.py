@@ -150,8 +150,8 @@ def test_smoke_report_has_provenance_timing_viewer_and_every_study(smoke_project
     for rule in ("train_decoder", "cache_features", "sparse_cell", "train_tokenizer"):
         assert f">{rule}<" in timing, rule
     assert re.search(
-        r">train_decoder</td><td class=\"num[^\"]*\">[0-9.]+</td><td class=\"num\">3<", timing
-    )
+        r">train_decoder</td><td class=\"num[^\"]*\">[0-9.]+</td><td class=\"num\">2<", timing
+    )  # two jobs: one per smoke backbone
     # the viewer's data: three studies, PSNR on every reconstruction tile
     data = json.loads(re.search(r'<script type="application/json" id="viewer-data">(.*?)</script>',
                                 html, re.S).group(1))  # fmt: skip
