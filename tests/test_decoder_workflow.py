@@ -28,7 +28,9 @@ def test_smoke_pipeline_trains_evaluates_and_reruns_only_the_decoder(smoke_copy)
     from reconlab.runtime import compute_record, precision_for
 
     here = compute_record(precision_for(torch.device("cpu"), "auto", kind="conv"))
-    assert small["compute"] == {k: here[k] for k in ("device", "precision", "cpu_capability", "torch")}
+    assert small["compute"] == {
+        k: here[k] for k in ("device", "precision", "cpu_capability", "torch")
+    }
     for backbone in BACKBONES:
         folder = project / "results/decoder" / backbone
         m = json.loads((folder / "metrics.json").read_text())

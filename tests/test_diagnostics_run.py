@@ -213,7 +213,9 @@ def test_report_section_and_untrained_marks(setup):
     html = section.render(ctx)
     assert "untrained backbone (random:0)" in html
     assert html.count("<tr>") == 6  # (header + two backbones) in each of two tables
-    assert '<td class="text">yes</td>' in html and '<td class="text">3x3</td>' in html  # v2's 4x4 resampled to 3x3
+    assert (
+        '<td class="text">yes</td>' in html and '<td class="text">3x3</td>' in html
+    )  # v2's 4x4 resampled to 3x3
     assert html.count('src="data:image/') == 5  # pair + 2 x (maps, smoothness)
 
     fig = plt.figure()

@@ -145,7 +145,9 @@ def _probe_step(kind: str) -> Callable[[bool], None]:
         net = nn.Sequential(nn.Linear(256, 256), nn.GELU(), nn.Linear(256, 256))
         x = torch.randn(256, 256, generator=g)
     elif kind == "conv":
-        net = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.GELU(), nn.Conv2d(32, 32, 3, padding=1))
+        net = nn.Sequential(
+            nn.Conv2d(32, 32, 3, padding=1), nn.GELU(), nn.Conv2d(32, 32, 3, padding=1)
+        )
         x = torch.randn(4, 32, 32, 32, generator=g)
     else:
         raise ValueError(f"op kind {kind!r} is not one of {list(OP_KINDS)}")
@@ -298,7 +300,9 @@ def choose_precision(
             return "bf16", f"{info.gpu_name} supports bf16"
         return "fp16", f"{info.gpu_name} has no bf16; fp16 with a GradScaler"
     if device.type != "cpu":
-        return ("fp32", "auto: fp32 off CPU/CUDA") if requested == "auto" else (requested, "asked for")
+        return (
+            ("fp32", "auto: fp32 off CPU/CUDA") if requested == "auto" else (requested, "asked for")
+        )
     if requested == "fp16":
         requested = "bf16"  # CPU autocast has no fast fp16 path
     if requested == "fp32":
