@@ -182,6 +182,10 @@ def test_cli_commands(setup, capsys):
     row = s["backbones"]["v2"]
     assert row["untrained"] is True and row["weights"] == "random:0"
     assert all(isinstance(v, (int, float, str, bool)) for v in row.values())  # scalars for DVC
+    # where it ran: always fp32 on the CPU, the same block every computing stage's metrics carry
+    ran = json.loads((out / "metrics.json").read_text())
+    compute = {"device": "cpu", "precision": "fp32", "torch": torch.__version__}
+    assert s["compute"] == {**compute, "cpu_capability": ran["cpu_capability"]}
     assert not math.isnan(row["smoothness_mean"])
     # A bad params value is one line naming the key.
     bad = json.dumps({"reference_point": [2, 0.5]})

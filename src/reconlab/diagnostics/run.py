@@ -201,6 +201,10 @@ def diagnose_backbone(
         f"{header}\n{tensor}, split {cfg.split}: {len(split)} images",
         cache.weights_id,
     )
+    # where and how it ran: fp32 on the CPU, always (cached tokens, no model; no precision param)
+    from reconlab.runtime import compute_record, precision_for
+
+    metrics.update(compute_record(precision_for(torch.device("cpu"), "fp32")))
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 

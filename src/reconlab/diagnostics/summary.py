@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reconlab.io import read_json, write_json
+from reconlab.provenance import summarize_compute
 
 SUMMARY_KEYS = (
     "smoothness_mean",
@@ -31,8 +32,9 @@ def summarize(
 ) -> dict[str, Any]:
     """metrics/diagnostics.json: a few scalars per backbone and per compared pair (for DVC)."""
     summary: dict[str, Any] = {"backbones": {}, "compare": {}}
-    for path in backbone_metrics:
-        m = read_json(path)
+    records = [read_json(path) for path in backbone_metrics]
+    summary["compute"] = summarize_compute(records)  # device, precision, CPU class, torch
+    for m in records:
         row = {k: m[k] for k in SUMMARY_KEYS if k in m}
         row.update(untrained=m["untrained"], weights=m["weights"])
         summary["backbones"][m["backbone_id"]] = row
