@@ -8,7 +8,13 @@ import torch
 from scipy import linalg
 
 from reconlab.evaluation.frechet import bootstrap_interval, frechet_distance
-from reconlab.tokenizer.frechet import PatchSampler, build_frechet_nets, frechet_scores, patch_grid
+from reconlab.tokenizer.frechet import (
+    PatchSampler,
+    build_frechet_nets,
+    frechet_scores,
+    inception_fid,
+    patch_grid,
+)
 from reconlab.tokenizer.params import frechet_backbone
 
 FRECHET = {"patch": 16, "max_samples": 12, "bootstrap": 20, "seed": 0}
@@ -101,7 +107,6 @@ def test_random_inception_file_round_trips_into_torchmetrics_fid(tmp_path):
 def test_inception_runs_once_per_patch_and_its_features_give_torchmetrics_fid(tmp_path):
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    from reconlab.tokenizer.frechet import inception_fid
     from reconlab.weights import inception_weights_file
 
     path, _ = inception_weights_file("random", tmp_path, "test.inception", seed=3)
@@ -118,6 +123,20 @@ def test_inception_runs_once_per_patch_and_its_features_give_torchmetrics_fid(tm
         assert torch.equal(fr, metric.inception(torch.cat(r)).double())
     assert ft.shape == fr.shape == (3, 2048)
     assert value == pytest.approx(frechet_distance(fr, ft), rel=1e-3, abs=1e-9)
+
+
+def test_inception_features_picks_torchmetrics_feature_layer_and_is_recorded(tmp_path):
+    frechet = {**FRECHET, "inception_weights": "random", "inception_features": 64}
+    nets = build_frechet_nets(frechet, None)
+    gen = torch.Generator().manual_seed(0)
+    s = PatchSampler(16, 6, 1, 0)
+    x = torch.rand(1, 3, 32, 48, generator=gen)
+    s.add(x, (x * 0.5 + 0.4).clamp(0, 1))
+    t, r = s.samples()
+    value, ft, fr = inception_fid(nets.fid, t, r)
+    assert ft.shape == fr.shape == (6, 64)  # FID-64: the first pool layer, not the 2048-d one
+    scores = frechet_scores(nets, s, frechet)
+    assert scores["fid_features"] == 64 and scores["fid"] == pytest.approx(value)
 
 
 @pytest.mark.slow
@@ -155,4 +174,7 @@ def test_metrics_carry_the_value_its_sample_count_or_the_reason():
     r = {"fid": 1.25, "fid_samples": 8, "fid_untrained": True, "fdd": "not computed: why"}
     assert frechet_metrics(r) == {
         "fid": 1.25, "fid_samples": 8, "fid_untrained": True, "fdd": "not computed: why",
+        "fid_features": 2048,  # results written before the width was recorded: standard FID
     }  # fmt: skip
+    assert frechet_metrics({**r, "fid_features": 64})["fid_features"] == 64
+    assert "fid_features" not in frechet_metrics({**r, "fid": "not computed: none"})

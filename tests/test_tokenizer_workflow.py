@@ -29,6 +29,7 @@ def test_tokenizer_rules_run_and_rerun_by_content(smoke_copy):
             assert isinstance(r["fid"], float) and isinstance(r["fdd"], float)
             assert r["fid_untrained"] and r["fdd_untrained"] and r["fid_weights"] == "random:0"
             assert r["fid_samples"] == r["fdd_samples"] >= 2 and len(r["fid_ci"]) == 2
+            assert r["fid_features"] == smoke["eval"]["frechet"]["inception_features"] == 64
         assert not (p / f"results/tokenizer/{variant}/.ckpt").exists()  # deleted when done
     for fig in ("psnr_vs_bpp.png", "resolution_scaling.png", "rd_curve.png", "summary.csv",
                 "native.csv", "native_buckets.csv"):  # fmt: skip

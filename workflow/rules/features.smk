@@ -18,6 +18,9 @@ rule cache_features:
         "logs/benchmarks/cache_features/{backbone}.tsv"
     wildcard_constraints:
         backbone="[A-Za-z0-9_]+",
+    # Each cache heads two chains (decoder train -> evaluate, diagnostics -> comparison) that
+    # end at the report: started with the sparse rounds, they no longer run alone at the end.
+    priority: 1
     conda:
         "../envs/reconlab.yaml"
     threads: config["features"]["threads"] or workflow.cores

@@ -18,6 +18,8 @@ rule report:
     benchmark:
         "logs/benchmarks/report/report.tsv"
     localrule: True
+    # The last job of a run: its WebP encoding uses every core the run was given.
+    threads: workflow.cores
     conda:
         "../envs/reconlab.yaml"
     params:
@@ -28,7 +30,7 @@ rule report:
         metrics=lambda wildcards: REPORT_METRICS,
     shell:
         "reconlab report --params {params.cfg:q} --results results --metrics {params.metrics}"
-        " --effective-params {params.effective:q} --benchmarks logs/benchmarks"
+        " --effective-params {params.effective:q} --benchmarks logs/benchmarks --threads {threads}"
         " --out {output.html} 2>&1 | tee {log}"
 
 

@@ -21,7 +21,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"--effective-params is not valid JSON ({e.msg})") from None
     titles = build_report(
         args.results, args.metrics, args.out, cfg["title"], cfg["max_thumbnails"],
-        params=params, benchmarks=args.benchmarks, project=args.project,
+        params=params, benchmarks=args.benchmarks, project=args.project, threads=args.threads,
     )  # fmt: skip
     size = args.out.stat().st_size / 1e6
     print(f"report: wrote {args.out} ({size:.1f} MB) with sections: {', '.join(titles) or 'none'}")
@@ -51,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="Snakemake benchmark folder (default: <project>/logs/benchmarks)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="workers encoding the inlined images (default: every core this process may use)",
     )
     p.add_argument(
         "--project",

@@ -9,8 +9,12 @@ which is the size their fonts were set for (>= 9 pt at 100 % zoom).
 from __future__ import annotations
 
 import base64
+import itertools
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -106,8 +110,12 @@ class Figure:
     missing: str = ""
 
 
-def figure(path: Path | str, caption: str = "") -> Figure:
-    """An inlined figure; a missing file becomes a visible "missing: <path>" note."""
+def figure(path: Path | str, caption: str = "", encode: Callable[..., str] | None = None) -> Figure:
+    """An inlined figure; a missing file becomes a visible "missing: <path>" note.
+
+    ``encode`` (default: now, in this thread) is how :func:`data_uri` gets called:
+    :meth:`ReportContext.defer` hands it to a thread pool and returns a placeholder.
+    """
     path = Path(path)
     if not path.exists():
         return Figure(caption, missing=str(path))
@@ -117,7 +125,15 @@ def figure(path: Path | str, caption: str = "") -> Figure:
 
         with Image.open(path) as im:
             width = im.width // 2 if read_audit(path) else im.width
-    return Figure(caption, data_uri(path, lossy_above=LOSSY_FIGURE_BYTES), width)
+    src = (encode or _call)(data_uri, path, lossy_above=LOSSY_FIGURE_BYTES)
+    return Figure(caption, src, width)
+
+
+def _call(fn: Callable[..., str], *args: Any, **kwargs: Any) -> str:
+    return fn(*args, **kwargs)
+
+
+PENDING = re.compile(r"reconlab-pending-(\d+)\.")  # letters, digits, '-', '.': no escaping
 
 
 def is_untrained(weights: Any) -> bool:
@@ -131,6 +147,9 @@ class ReportContext:
     results: Path
     metrics: Path
     max_thumbnails: int = 12
+    encoder: Executor | None = None  # where figures are encoded; None: at once, in the caller
+    pending: dict[int, Future] = field(default_factory=dict)
+    _tickets: Any = field(default_factory=itertools.count)
 
     def exists(self, *parts: str) -> bool:
         return self.results.joinpath(*parts).exists()
@@ -143,7 +162,20 @@ class ReportContext:
         return pd.read_csv(path, keep_default_na=True)
 
     def figure(self, path: Path | str, caption: str = "") -> Figure:
-        return figure(path, caption)
+        return figure(path, caption, self.defer)
+
+    def defer(self, fn: Callable[..., str], *args: Any, **kwargs: Any) -> str:
+        """``fn(*args, **kwargs)`` (a string for the page) on :attr:`encoder`; until
+        :meth:`resolve`, a placeholder stands in its place. Without an encoder: called now."""
+        if self.encoder is None:
+            return fn(*args, **kwargs)
+        ticket = next(self._tickets)  # itertools.count: atomic under the GIL
+        self.pending[ticket] = self.encoder.submit(fn, *args, **kwargs)
+        return f"reconlab-pending-{ticket}."
+
+    def resolve(self, page: str) -> str:
+        """``page`` with every placeholder of :meth:`defer` replaced by its result (one pass)."""
+        return PENDING.sub(lambda m: self.pending[int(m.group(1))].result(), page)
 
     def render(self, template: str, **values: Any) -> str:
         return render(template, ctx=self, **values)

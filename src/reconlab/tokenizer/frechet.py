@@ -1,7 +1,8 @@
 """FID and FDD of a tokenizer's reconstructions against their targets, on patches.
 
-* FID: torchmetrics' ``FrechetInceptionDistance`` (torch-fidelity's InceptionV3, 2048-d pool
-  features) built from an Inception weights file (``feature_extractor_weights_path``), which
+* FID: torchmetrics' ``FrechetInceptionDistance`` (torch-fidelity's InceptionV3; 2048-d pool
+  features, or the 64 / 192 / 768-d earlier layers with ``inception_features``, stored as
+  ``fid_features``: a 2048 x 2048 matrix square root costs seconds per call) built from an Inception weights file (``feature_extractor_weights_path``), which
   :func:`reconlab.weights.inception_weights_file` gives for ``pretrained``, ``random`` or a file.
 * FDD: the Fréchet distance of DINOv2 features as dgm-eval defines it (Stein et al. 2023):
   images resized to 224 px (bicubic), ImageNet-normalised, the CLS token after the final norm;
@@ -59,7 +60,10 @@ def build_frechet_nets(frechet: dict, backbone: dict | None) -> FrechetNets:
         key = "tokenizer.eval.frechet.inception_weights"
         with tempfile.TemporaryDirectory(prefix="reconlab-inception-") as tmp:
             path, fid_id = inception_weights_file(frechet["inception_weights"], tmp, key)
-            fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(path))
+            fid = FrechetInceptionDistance(
+                feature=frechet.get("inception_features", 2048),
+                feature_extractor_weights_path=str(path),
+            )
     dino, dino_id, name = None, "none", "none"
     if backbone is not None:
         name = backbone["id"]
@@ -199,6 +203,8 @@ def frechet_scores(nets: FrechetNets, sampler: PatchSampler, frechet: dict) -> d
             f"{name}_ci": bootstrap_interval(fr, ft, frechet["bootstrap"], frechet["seed"]),
             f"{name}_weights": weights, f"{name}_untrained": is_untrained(weights),
         })  # fmt: skip
+    if nets.fid is not None:
+        out["fid_features"] = frechet.get("inception_features", 2048)
     if nets.dino is not None:
         out["fdd_backbone"] = nets.dino_backbone
     return out

@@ -118,7 +118,7 @@ def summarize_tokenizer(
 
 def frechet_metrics(r: dict) -> dict:
     """FID/FDD of one ``eval_*.json`` for the metrics: value (or its "not computed" reason),
-    sample count and whether the network was untrained."""
+    sample count, whether the network was untrained, and FID's Inception feature width."""
     out = {}
     for name in ("fid", "fdd"):
         value = r.get(name, "not computed: not in this result")
@@ -126,6 +126,8 @@ def frechet_metrics(r: dict) -> dict:
         if isinstance(value, float):
             out[f"{name}_samples"] = r[f"{name}_samples"]
             out[f"{name}_untrained"] = r[f"{name}_untrained"]
+    if isinstance(out["fid"], float):  # FID-2048 unless tokenizer.eval.frechet says otherwise
+        out["fid_features"] = r.get("fid_features", 2048)
     return out
 
 

@@ -24,6 +24,7 @@ VARIANT_COLUMNS = {
     "psnr_test_crops": "PSNR on test crops (dB)",
     "fid": "FID (patches)",
     "fid_samples": "FID samples",
+    "fid_features": "FID feature width",
     "fdd": "FDD (patches)",
     "fdd_samples": "FDD samples",
     "encode_img_s": "encode (img/s)",
