@@ -263,3 +263,37 @@ def test_compute_rows_come_from_what_ran_not_from_requests_or_summaries(tmp_path
         ["sparse", "fp32"],
     ]
     assert set(frame.columns) >= {"cpu_capability", "torch", "precision_reason"}
+
+
+def test_figures_encoded_on_worker_threads_fill_in_the_same_page(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reconlab.report.context import ReportContext
+
+    _png(tmp_path / "a.png", 7, size=32)
+    _png(tmp_path / "b.png", 200, size=48)
+    now = ReportContext(tmp_path, tmp_path)  # no encoder: encoded at once, in this thread
+    inline = [now.figure(tmp_path / n).src for n in ("a.png", "b.png")]
+    assert all(s.startswith("data:image/") for s in inline)
+    with ThreadPoolExecutor(2) as pool:
+        ctx = ReportContext(tmp_path, tmp_path, encoder=pool)
+        a, b = ctx.figure(tmp_path / "a.png"), ctx.figure(tmp_path / "b.png")
+        assert (a.src, b.src) == ("reconlab-pending-0.", "reconlab-pending-1.")
+        assert ctx.figure(tmp_path / "nope.png").missing.endswith("nope.png")
+        page = ctx.resolve(f'<img src="{b.src}"><img src="{a.src}"><img src="{b.src}">')
+    assert page == f'<img src="{inline[1]}"><img src="{inline[0]}"><img src="{inline[1]}">'
+
+
+@pytest.mark.slow
+def test_report_is_the_same_page_on_one_thread_and_on_two(smoke_project, tmp_path):
+    from reconlab.report.build import build_report
+
+    pages = []
+    for threads in (1, 2):
+        out = tmp_path / f"report{threads}.html"
+        build_report(smoke_project / "results", smoke_project / "results/metrics/smoke", out,
+                     max_thumbnails=4, project=smoke_project, threads=threads)  # fmt: skip
+        page = out.read_text()
+        assert "reconlab-pending-" not in page
+        pages.append(re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "<built>", page))
+    assert pages[0] == pages[1]

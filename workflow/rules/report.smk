@@ -18,10 +18,10 @@ rule report:
     benchmark:
         "logs/benchmarks/report/report.tsv"
     localrule: True
-    # The last job of a run: its WebP encoding uses every core the run was given.
-    threads: workflow.cores
     conda:
         "../envs/reconlab.yaml"
+    # The last job of a run: its WebP encoding uses every core the run was given.
+    threads: workflow.cores
     params:
         cfg=section("report"),
         code=code("report"),

@@ -22,6 +22,9 @@ rule train_tokenizer:
         "logs/benchmarks/train_tokenizer/train_{variant}.tsv"
     wildcard_constraints:
         variant="f[0-9]+[A-Za-z0-9.-]+",
+    # train -> evaluate is the heaviest chain after the sparse rounds: started with them, so
+    # the tokenizer's evaluation does not run alone at the end (critical-path-first).
+    priority: 1
     conda:
         "../envs/reconlab.yaml"
     threads: config["tokenizer"]["train"]["threads"] or workflow.cores
@@ -77,6 +80,7 @@ rule evaluate_tokenizer:
         "logs/benchmarks/evaluate_tokenizer/evaluate_{variant}.tsv"
     wildcard_constraints:
         variant="f[0-9]+[A-Za-z0-9.-]+",
+    priority: 1  # see train_tokenizer
     conda:
         "../envs/reconlab.yaml"
     threads: config["tokenizer"]["eval"]["threads"] or workflow.cores
