@@ -225,3 +225,13 @@ def test_one_machine_keeps_one_probe_result_so_runs_choose_alike(tmp_path):
     # (measured again where `auto` needs it, i.e. on CPUs with native bf16; absent elsewhere)
     again = [json.loads(f.read_text())["speedup"] for f in tmp_path.glob("bf16-probe-conv-*")]
     assert again == ([] if not machine().native_bf16 else again) and 0.5 not in again
+
+
+def test_info_names_the_cpu_class_as_every_metrics_file_does():
+    from reconlab.runtime import machine_report
+
+    report = machine_report()
+    record = compute_record(precision_for(torch.device("cpu"), "auto", kind="linear"))
+    assert report["cpu_capability"] == record["cpu_capability"] == machine().cpu_class
+    assert report["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert report["cpu_capability"].startswith(report["torch_cpu_capability"])

@@ -219,3 +219,14 @@ def test_expand_top_limits_later_rounds_to_the_best_singles():
     }
     r1 = decide_round(s, 1, scores, None)
     assert r1["next"] == ["adaln+ema", "adaln+droppath"]
+
+
+def test_sparse_cell_help_names_every_cell_a_user_can_ask_for(capsys):
+    from reconlab.cli import main
+    from reconlab.sparse.techniques import TECHNIQUES
+
+    with pytest.raises(SystemExit):
+        main(["sparse-cell", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name in ("'baseline'", "'fixedq'", "'stored'", *TECHNIQUES):
+        assert name in text, name

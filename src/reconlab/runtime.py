@@ -369,9 +369,11 @@ def machine_report() -> dict:
     auto = {kind: precision_for(device, "auto", kind) for kind in OP_KINDS}
     return {
         "cpu_model": info.cpu_model,
-        "cpu_capability": info.cpu_capability,
+        # the value every metrics file and job log records under this name (CPU class) ...
+        "cpu_capability": info.cpu_class,
+        # ... from PyTorch's dispatch level and the native-bf16 check
+        "torch_cpu_capability": info.cpu_capability,
         "native_bf16": info.native_bf16,
-        "cpu_class": info.cpu_class,
         "cores": info.cores,
         "gpu": info.gpu_name,
         "device_auto": device.type,

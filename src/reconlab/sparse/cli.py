@@ -84,7 +84,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sparse-cell", help="train + evaluate one technique cell with one seed")
     add_params_args(p, "sparse")
     p.add_argument("--cell-config", metavar="JSON", help="this cell's config (overrides --params)")
-    p.add_argument("--cell", required=True, help="'baseline', 'fixedq' or techniques joined by '+'")
+    from reconlab.sparse.grid import ABLATION, BASELINE, STORED
+    from reconlab.sparse.techniques import TECHNIQUES  # the registry: imports nothing heavy
+
+    p.add_argument(
+        "--cell",
+        required=True,
+        help=f"'{BASELINE}', '{ABLATION}' (fixed-query ablation), '{STORED}' (stored-data "
+        f"ablation), or techniques joined by '+' (e.g. adaln+ema) from: {', '.join(TECHNIQUES)}",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed of this run of the cell")
     p.add_argument("--fields", type=Path, default=Path("data/prepared/fields"), help=fields_help)
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, samples.png")
