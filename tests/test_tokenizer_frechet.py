@@ -141,20 +141,22 @@ def test_inception_features_picks_torchmetrics_feature_layer_and_is_recorded(tmp
 
 @pytest.mark.slow
 def test_fid_and_fdd_from_random_weights_are_computed_and_marked_untrained():
-    nets = build_frechet_nets(
-        {**FRECHET, "inception_weights": "random"}, frechet_backbone(FEATURES, "dinov2_s14")
-    )
+    # FID-64: the same code path as FID-2048 (checked above), without 20 bootstrap replicates
+    # of a 2048 x 2048 matrix square root (~25 s)
+    frechet = {**FRECHET, "inception_weights": "random", "inception_features": 64}
+    nets = build_frechet_nets(frechet, frechet_backbone(FEATURES, "dinov2_s14"))
     gen = torch.Generator().manual_seed(0)
     imgs = [torch.rand(1, 3, 32, 48, generator=gen) for _ in range(2)]  # 2 x 6 patches of 16
     same, shifted = PatchSampler(16, 12, 2, 0), PatchSampler(16, 12, 2, 0)
     for x in imgs:
         same.add(x, x)
         shifted.add(x, (x * 0.5 + 0.4).clamp(0, 1))
-    a, b = frechet_scores(nets, same, FRECHET), frechet_scores(nets, shifted, FRECHET)
+    a, b = frechet_scores(nets, same, frechet), frechet_scores(nets, shifted, frechet)
     assert a["fid"] == pytest.approx(0.0, abs=1e-2) and a["fdd"] == pytest.approx(0.0, abs=1e-6)
     # random weights give tiny features (measured: FID ~1e-13, FDD ~1e-5): larger, but tiny
     assert b["fid"] > max(a["fid"], 0.0) and b["fdd"] > max(a["fdd"], 0.0)
     assert b["fid_samples"] == b["fdd_samples"] == 12 and b["fdd_backbone"] == "dinov2_s14"
+    assert b["fid_features"] == 64
     assert b["fid_weights"] == "random:0" and b["fid_untrained"] and b["fdd_untrained"]
     assert b["fid_ci"][0] <= b["fid_ci"][1] and b["fdd_ci"][0] <= b["fdd_ci"][1]
 
