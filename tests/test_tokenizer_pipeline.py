@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -148,6 +149,20 @@ def test_evaluation_jpeg_and_summary(prepared, trained, tmp_path):
     assert len(read_csv(out / "summary.csv")) == 2
     assert len(read_csv(out / "native.csv")) == native["n_images"]
     assert v["native_images"] == native["n_images"] and v["bpp_native"] > 0
+
+
+def test_fsq_variant_trains_and_evaluates_with_its_implicit_codebook(prepared, tmp_path):
+    cfg = tiny_config(variants=["f4-FSQ3.3.3"], eval={**TINY["eval"], "resolutions": [64]})
+    out = tmp_path / "f4-FSQ3.3.3"
+    train_tokenizer("f4-FSQ3.3.3", cfg, prepared / "images", out, tmp_path / "ck.pt")
+    (r64,) = evaluate_tokenizer(
+        out / "model.safetensors", cfg, prepared / "manifest.csv", "skimage", out
+    )
+    # 3 x 3 x 3 = 27 implicit codes per token, one token per 4 x 4 pixels
+    assert r64["bpp"] == pytest.approx(np.log2(27) / 16)
+    assert r64["codebook_size"] == 27 and 0 < r64["codebook_usage"] <= 100
+    assert isinstance(r64["psnr"], float) and isinstance(r64["ssim"], float)
+    assert read_json(out / "eval_native.json")["n_images"] > 0
 
 
 def test_load_model_rebuilds_the_trained_network(trained):
