@@ -1,4 +1,4 @@
-"""The diagnostics rules in a real Snakemake run on the smoke config (random-weight backbones)."""
+"""The diagnostics rules in the shared smoke run (real Snakemake, random-weight backbones)."""
 
 from __future__ import annotations
 
@@ -6,33 +6,16 @@ import json
 
 import pytest
 import yaml
-from conftest import metrics_file, planned_jobs, snakemake
+from conftest import SMOKE, metrics_file, planned_jobs
 
-# One --configfile flag with both files: snakemake's --configfile is `nargs="+"` without
-# `action="extend"`, so a second `--configfile` flag replaces the first one.
-OVERLAYS = ["--configfile", "config/offline.yaml", "config/smoke.yaml", "config/diag.yaml"]
+OVERLAYS = SMOKE
 TARGET = "summarize_diagnostics"  # its metrics: results/metrics/<configuration>/
 STAGE = {"dino_diagnostics", "compare_backbones", "summarize_diagnostics"}
 
 
-@pytest.fixture
-def diag_project(project):
-    snakefile = project / "Snakefile"
-    text = snakefile.read_text()
-    include = 'include: "workflow/rules/diagnostics.smk"'
-    if include not in text:
-        report = 'include: "workflow/rules/report.smk"'
-        snakefile.write_text(text.replace(report, f"{include}\n{report}"))
-    # Two backbones keep the run short; the pair is the default DINOv2 / DINOv3 comparison.
-    overlay = {"diagnostics": {"backbones": ["dinov2_s14", "dinov3_s16"]}}
-    (project / "config" / "diag.yaml").write_text(yaml.safe_dump(overlay))
-    return project
-
-
 @pytest.mark.slow
-def test_diagnostics_rules_outputs_and_reruns(diag_project):
-    p = diag_project
-    snakemake(p, TARGET, *OVERLAYS)
+def test_diagnostics_rules_outputs_and_reruns(smoke_copy):
+    p = smoke_copy  # the smoke run's diagnostics: the default DINOv2 / DINOv3 pair
     for b in ("dinov2_s14", "dinov3_s16"):
         m = json.loads((p / f"results/diagnostics/{b}/metrics.json").read_text())
         assert m["untrained"] is True and m["weights"] == "random:0"
@@ -52,7 +35,7 @@ def test_diagnostics_rules_outputs_and_reruns(diag_project):
     assert planned_jobs(p, TARGET, *OVERLAYS) == set()
 
     # A diagnostics value reruns the diagnostics, never the feature caches.
-    diag = p / "config" / "diag.yaml"
+    diag = p / "config" / "smoke.yaml"
     original = diag.read_text()
     overlay = yaml.safe_load(original)
     overlay["diagnostics"]["remove_directions"] = 2

@@ -163,6 +163,10 @@ def test_fsq_variant_trains_and_evaluates_with_its_implicit_codebook(prepared, t
     assert r64["codebook_size"] == 27 and 0 < r64["codebook_usage"] <= 100
     assert isinstance(r64["psnr"], float) and isinstance(r64["ssim"], float)
     assert read_json(out / "eval_native.json")["n_images"] > 0
+    jpeg_csv = tmp_path / "jpeg.csv"
+    jpeg_baseline(cfg, prepared / "manifest.csv", "skimage", jpeg_csv)
+    m = summarize_tokenizer(cfg, tmp_path, jpeg_csv, tmp_path / "tokenizer.json", tmp_path)
+    assert list(m["variants"]) == ["f4-FSQ3_3_3"]  # dot-free: `dvc metrics diff` splits on dots
 
 
 def test_load_model_rebuilds_the_trained_network(trained):
