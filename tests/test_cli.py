@@ -75,3 +75,23 @@ def test_report_of_an_empty_results_folder_has_no_sections(tmp_path):
     out = tmp_path / "index.html"
     assert build_report(tmp_path / "results", tmp_path / "metrics", out) == []
     assert out.read_text().startswith("<!doctype html>")
+
+
+def test_bad_params_fail_before_a_command_imports_torch(tmp_path):
+    """Every compute command validates its section first: a typo costs a fraction of a second,
+    not the seconds of torch/torchmetrics imports (measured: tokenizer-jpeg 6.1 s -> 0.26 s)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tokenizer:\n  eval:\n    frechet: {inception_features: 100}\n")
+    script = (
+        "import sys; from reconlab.cli import main; "
+        f"rc = main(['tokenizer-jpeg', '--configfile', {str(bad)!r}, '--manifest', 'm.csv', "
+        "'--data-source', 'skimage', '--out', 'j.csv']); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=project_env(ROOT),
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert proc.stdout.split() == ["1", "False"]
+    assert proc.stderr.strip().splitlines() == [
+        "reconlab tokenizer-jpeg: error: params: tokenizer.eval.frechet.inception_features: "
+        "100 is not allowed; choose one of [64, 192, 768, 2048]"
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import yaml
@@ -105,3 +106,19 @@ def test_section_json_keeps_only_or_drops_keys_canonically():
     assert section_json(config, "decoder", drop=["max_samples"]) == '{"epochs":3,"lr":0.001}'
     with pytest.raises(KeyError, match="nope"):
         section_json(config, "decoder", only=["nope"])
+
+
+def test_section_json_keeps_dotted_sub_keys_only():
+    from reconlab.config import section_json
+
+    config = {"tokenizer": {"eval": {"resolutions": [64], "frechet": {"bootstrap": 10},
+                                     "reference_resolution": 64}, "jpeg": {"qualities": [5]}}}  # fmt: skip
+    got = json.loads(
+        section_json(
+            config, "tokenizer", only=["eval.resolutions", "eval.reference_resolution", "jpeg"]
+        )
+    )
+    assert got == {"eval": {"reference_resolution": 64, "resolutions": [64]},
+                   "jpeg": {"qualities": [5]}}  # fmt: skip
+    with pytest.raises(KeyError):
+        section_json(config, "tokenizer", only=["eval.folder"])

@@ -210,7 +210,10 @@ def test_symlink_loop_in_the_folder_is_a_recorded_skip(earlier, capsys):
     "bad, message",
     [
         ({"crop_size": "large"}, "params: data.crop_size: expected integer, got 'large'"),
-        ({"crop_sise": 32}, "params: data.crop_sise: unknown key; allowed keys here: crop_size,"),
+        (
+            {"crop_sise": 32},
+            "params: data.crop_sise: unknown key (did you mean 'crop_size'?); allowed keys here: crop_size,",
+        ),
         ({"crop_size": 0}, "params: data.crop_size: 0 is out of range (minimum 16)"),
     ],
     ids=["wrong_type", "unknown_key", "out_of_range"],

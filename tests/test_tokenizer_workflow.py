@@ -45,12 +45,21 @@ def test_tokenizer_rules_run_and_rerun_by_content(smoke_copy):
     jobs = planned_jobs(p, "summarize_tokenizer", *SMOKE)
     assert jobs & TOKENIZER_JOBS == {"jpeg_baseline", "summarize_tokenizer"}
 
-    # An evaluation setting: evaluation reruns, training does not.
+    # An evaluation setting (tiling, FID): evaluation reruns; training and the JPEG curve,
+    # which reads only eval.resolutions / reference_resolution, do not.
+    for key, value in (("overlap", 0), ("frechet", {"bootstrap": 20})):
+        data = yaml.safe_load(original)
+        data["tokenizer"]["eval"][key] = value
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        jobs = planned_jobs(p, "summarize_tokenizer", *SMOKE)
+        assert jobs & TOKENIZER_JOBS == {"evaluate_tokenizer", "summarize_tokenizer"}, key
+
+    # An evaluated resolution: the JPEG curve follows it.
     data = yaml.safe_load(original)
-    data["tokenizer"]["eval"]["overlap"] = 0
+    data["tokenizer"]["eval"]["resolutions"] = [32, 64]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     jobs = planned_jobs(p, "summarize_tokenizer", *SMOKE)
-    assert "evaluate_tokenizer" in jobs and "train_tokenizer" not in jobs
+    assert {"jpeg_baseline", "evaluate_tokenizer"} <= jobs and "train_tokenizer" not in jobs
 
     # A training setting: everything of the stage reruns except the JPEG baseline.
     data = yaml.safe_load(original)

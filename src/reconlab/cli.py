@@ -71,10 +71,19 @@ def add_params_args(parser: argparse.ArgumentParser, section: str) -> None:
 
 
 def load_section(args: argparse.Namespace, section: str | None = None) -> dict:
-    """The validated params section a command asked for (defaults filled)."""
+    """The validated params section a command asked for (defaults filled); loaded once per
+    process and section (:func:`main` loads the command's own section before the command
+    runs, so bad params fail in a fraction of a second, before torch is imported)."""
+    section = section or args._section
+    loaded = args.__dict__.setdefault("_loaded_sections", {})
+    if section not in loaded:
+        loaded[section] = _read_section(args, section)
+    return loaded[section]
+
+
+def _read_section(args: argparse.Namespace, section: str) -> dict:
     from reconlab.config import ParamsError, load_params, validate_params
 
-    section = section or args._section
     if args.params is not None:
         try:
             values = json.loads(args.params)
@@ -144,6 +153,8 @@ def _register_info(sub: argparse._SubParsersAction) -> None:
 def _info(args: argparse.Namespace) -> int:
     from reconlab.runtime import OP_KINDS, machine_report, probe_record_path
 
+    # the table says what the per-stage "compute: ..." log lines would repeat
+    logging.getLogger("reconlab").setLevel(logging.WARNING)
     if args.reprobe:
         for kind in OP_KINDS:
             probe_record_path(kind).unlink(missing_ok=True)
@@ -167,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(format="reconlab: %(levelname)s: %(message)s", level=logging.WARNING)
     logging.getLogger("reconlab").setLevel(logging.INFO)
     try:
+        if getattr(args, "_section", None) and getattr(args, "cell_config", None) is None:
+            load_section(args)  # validate first: commands import their heavy modules after
         result = args.func(args)
     except (ParamsError, OSError, ValueError, RuntimeError) as e:  # OSError: full disk, read-only
         # One line, naming the file or key; the traceback helps nobody running a pipeline

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,7 +56,9 @@ def _describe(error) -> str:
         allowed = sorted(schema.get("properties", {}))
         unknown = sorted(set(value) - set(allowed))
         where = f"{path}." if error.absolute_path else ""
-        return f"{where}{unknown[0]}: unknown key; allowed keys here: {', '.join(allowed)}"
+        close = difflib.get_close_matches(unknown[0], allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{where}{unknown[0]}: unknown key{hint}; allowed keys here: {', '.join(allowed)}"
     if error.validator == "enum":
         return f"{path}: {value!r} is not allowed; choose one of {schema['enum']}"
     if error.validator == "type":
@@ -127,7 +130,8 @@ def section_json(
         config: the validated params (Snakemake's ``config``).
         name: the section, e.g. ``"decoder"``.
         only: keep just these keys (the rule's rerun trigger is then only them); keys left out
-            take their schema defaults when the command validates the JSON.
+            take their schema defaults when the command validates the JSON. ``"a.b"`` keeps
+            key ``b`` of the sub-section ``a`` (e.g. ``"eval.resolutions"``).
         drop: leave these keys out, e.g. evaluation-only keys of a training rule.
 
     Raises:
@@ -135,7 +139,14 @@ def section_json(
     """
     section = config[name]
     keys = list(only) if only is not None else [k for k in section if k not in set(drop)]
-    return canonical_json({k: section[k] for k in keys})
+    out: dict[str, Any] = {}
+    for key in keys:
+        head, _, sub = key.partition(".")
+        if sub:
+            out.setdefault(head, {})[sub] = section[head][sub]
+        else:
+            out[key] = section[key]
+    return canonical_json(out)
 
 
 T = TypeVar("T")

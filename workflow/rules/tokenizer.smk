@@ -104,7 +104,6 @@ rule jpeg_baseline:
     input:
         manifest=rules.prepare_images.output.manifest,
         source=inputs("data.source"),
-        weights=inputs("tokenizer.eval"),
     output:
         csv="results/tokenizer/jpeg/jpeg.csv",
         images=directory("results/tokenizer/jpeg/images"),
@@ -115,7 +114,11 @@ rule jpeg_baseline:
     conda:
         "../envs/reconlab.yaml"
     params:
-        cfg=section("tokenizer", only=["eval", "jpeg"]),
+        # only what the JPEG curve reads: FID/FDD, tiling or folder edits leave it alone
+        cfg=section(
+            "tokenizer",
+            only=["eval.resolutions", "eval.reference_resolution", "jpeg"],
+        ),
         source=config["data"]["source"],
         code=code("tokenizer-jpeg"),
     shell:
