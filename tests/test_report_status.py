@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, run
+from conftest import BIN, SMOKE, run
 
 from reconlab.status import Job, explain, parse_dry_run
 
@@ -92,3 +93,15 @@ def test_every_argument_of_every_command_has_help():
         if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()
     ]
     assert missing == []
+
+
+def test_dvc_status_before_any_record_says_why_everything_is_listed(tmp_path):
+    from reconlab.status import NO_LOCK, dvc_status
+
+    assert dvc_status(tmp_path) == "not a DVC project (no .dvc/ folder)"
+    subprocess.run([str(BIN / "dvc"), "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo hi\n    deps: [a.txt]\n")
+    (tmp_path / "a.txt").write_text("a")
+    assert dvc_status(tmp_path).splitlines()[0] == NO_LOCK
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    assert NO_LOCK not in dvc_status(tmp_path)

@@ -218,7 +218,16 @@ def dvc_status(project: Path) -> str:
                               timeout=300)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"dvc status did not run ({e})"
-    return (proc.stdout.strip() or proc.stderr.strip() or "(no output)").replace("\t", "    ")
+    out = (proc.stdout.strip() or proc.stderr.strip() or "(no output)").replace("\t", "    ")
+    if not (Path(project) / "dvc.lock").exists():  # before `reconlab record`: all of it is new
+        out = f"{NO_LOCK}\n{out}"
+    return out
+
+
+NO_LOCK = (
+    "(no dvc.lock yet: no run has been recorded for DVC, so it lists every dependency and "
+    "output below as new or modified; `reconlab record` records a finished run)"
+)
 
 
 def table(rows: list[tuple[str, str]], headers: tuple[str, str]) -> str:
