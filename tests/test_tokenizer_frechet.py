@@ -17,7 +17,7 @@ from reconlab.tokenizer.frechet import (
 )
 from reconlab.tokenizer.params import frechet_backbone
 
-FRECHET = {"patch": 16, "max_samples": 12, "bootstrap": 20, "seed": 0}
+FRECHET = {"patch": 16, "max_samples": 12, "bootstrap": 20, "seed": 0, "inception_features": 2048}
 FEATURES = {
     "seed": 0,
     "backbones": [{"id": "dinov2_s14", "model": "vit_small_patch14_dinov2.lvd142m",

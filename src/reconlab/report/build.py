@@ -19,7 +19,7 @@ from pathlib import Path
 from reconlab import __version__
 from reconlab.io import write_text
 from reconlab.report import sections as _sections
-from reconlab.report.context import ReportContext, render
+from reconlab.report.context import ReportContext, figure, render
 from reconlab.report.provenance import provenance
 from reconlab.report.sections.decoder import load as decoder_results
 from reconlab.report.viewer import viewer_data
@@ -79,12 +79,9 @@ def build_report(
                 anchor = module.__name__.rsplit(".", 1)[-1]
                 sections.append({"anchor": anchor, "title": module.TITLE, "body": body})
         with tempfile.TemporaryDirectory() as tmp:
-            png = Path(tmp) / "timing.png"
-            prov = provenance(results, metrics, project, params, benchmarks, png)
-            png = prov["benchmark_png"]
-            timing = ctx.figure(png, "wall time per rule") if png else None
-            if timing:
-                ctx.resolve(timing.src)  # encoded before its temporary folder goes
+            prov = provenance(results, metrics, project, params, benchmarks, Path(tmp) / "t.png")
+            png = prov["benchmark_png"]  # encoded here, before its temporary folder goes
+            timing = figure(png, "wall time per rule") if png else None
         viewer = viewer_job.result()
     page = render(
         "report.html.j2",

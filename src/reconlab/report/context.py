@@ -125,12 +125,9 @@ def figure(path: Path | str, caption: str = "", encode: Callable[..., str] | Non
 
         with Image.open(path) as im:
             width = im.width // 2 if read_audit(path) else im.width
-    src = (encode or _call)(data_uri, path, lossy_above=LOSSY_FIGURE_BYTES)
-    return Figure(caption, src, width)
-
-
-def _call(fn: Callable[..., str], *args: Any, **kwargs: Any) -> str:
-    return fn(*args, **kwargs)
+    if encode is None:
+        return Figure(caption, data_uri(path, lossy_above=LOSSY_FIGURE_BYTES), width)
+    return Figure(caption, encode(data_uri, path, lossy_above=LOSSY_FIGURE_BYTES), width)
 
 
 PENDING = re.compile(r"reconlab-pending-(\d+)\.")  # letters, digits, '-', '.': no escaping
@@ -169,7 +166,7 @@ class ReportContext:
         :meth:`resolve`, a placeholder stands in its place. Without an encoder: called now."""
         if self.encoder is None:
             return fn(*args, **kwargs)
-        ticket = next(self._tickets)  # itertools.count: atomic under the GIL
+        ticket = next(self._tickets)
         self.pending[ticket] = self.encoder.submit(fn, *args, **kwargs)
         return f"reconlab-pending-{ticket}."
 

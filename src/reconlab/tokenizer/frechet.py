@@ -2,7 +2,8 @@
 
 * FID: torchmetrics' ``FrechetInceptionDistance`` (torch-fidelity's InceptionV3; 2048-d pool
   features, or the 64 / 192 / 768-d earlier layers with ``inception_features``, stored as
-  ``fid_features``: a 2048 x 2048 matrix square root costs seconds per call) built from an Inception weights file (``feature_extractor_weights_path``), which
+  ``fid_features``: a 2048 x 2048 matrix square root costs seconds per call) built from an
+  Inception weights file (``feature_extractor_weights_path``), which
   :func:`reconlab.weights.inception_weights_file` gives for ``pretrained``, ``random`` or a file.
 * FDD: the Fréchet distance of DINOv2 features as dgm-eval defines it (Stein et al. 2023):
   images resized to 224 px (bicubic), ImageNet-normalised, the CLS token after the final norm;
@@ -40,6 +41,7 @@ class FrechetNets:
 
     fid: nn.Module | None  # torchmetrics FrechetInceptionDistance
     fid_weights: str
+    fid_features: int  # its Inception feature width (2048: standard FID)
     dino: nn.Module | None  # timm DINOv2, num_classes=0: forward gives the normed CLS token
     dino_weights: str
     dino_backbone: str
@@ -61,8 +63,7 @@ def build_frechet_nets(frechet: dict, backbone: dict | None) -> FrechetNets:
         with tempfile.TemporaryDirectory(prefix="reconlab-inception-") as tmp:
             path, fid_id = inception_weights_file(frechet["inception_weights"], tmp, key)
             fid = FrechetInceptionDistance(
-                feature=frechet.get("inception_features", 2048),
-                feature_extractor_weights_path=str(path),
+                feature=frechet["inception_features"], feature_extractor_weights_path=str(path)
             )
     dino, dino_id, name = None, "none", "none"
     if backbone is not None:
@@ -71,7 +72,7 @@ def build_frechet_nets(frechet: dict, backbone: dict | None) -> FrechetNets:
             backbone["model"], backbone["weights"], f"features.backbones.{name}.weights",
             seed=backbone.get("seed", 0), num_classes=0, img_size=FDD_SIZE,
         )  # fmt: skip
-    return FrechetNets(fid, fid_id, dino, dino_id, name)
+    return FrechetNets(fid, fid_id, frechet["inception_features"], dino, dino_id, name)
 
 
 def patch_grid(img: torch.Tensor, patch: int) -> torch.Tensor:
@@ -204,7 +205,7 @@ def frechet_scores(nets: FrechetNets, sampler: PatchSampler, frechet: dict) -> d
             f"{name}_weights": weights, f"{name}_untrained": is_untrained(weights),
         })  # fmt: skip
     if nets.fid is not None:
-        out["fid_features"] = frechet.get("inception_features", 2048)
+        out["fid_features"] = nets.fid_features
     if nets.dino is not None:
         out["fdd_backbone"] = nets.dino_backbone
     return out
